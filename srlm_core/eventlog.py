@@ -1,0 +1,98 @@
+"""The append-only event log: Parquet files under <root>/<table>/iteration=<t>/.
+
+Each append writes one new file named by the sha256 of its bytes (so a changed byte is
+detectable from the name alone), atomically. A batch is all-or-nothing: any invalid row
+or an id already in the partition fails the whole batch and writes nothing. Files are
+never rewritten; readers check the schema of what they read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from typing import Sequence
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import SrlmError
+from .events import BY_TABLE, Event
+from .hashing import sha256_bytes, sha256_file
+from .storage import atomic_write_bytes, parquet_bytes
+
+DEFAULT_ROOT = Path("data/events")
+PART = re.compile(r"^part-([0-9a-f]{64})\.parquet$")
+
+
+class EventLogError(SrlmError):
+    pass
+
+
+class EventLog:
+    def __init__(self, root: Path | str = DEFAULT_ROOT):
+        self.root = Path(root)
+
+    def partition(self, table: str, iteration: int) -> Path:
+        return self.root / table / f"iteration={iteration}"
+
+    def append(self, events: Sequence[Event]) -> Path:
+        """Write one batch of events of one type and one iteration; returns the new file."""
+        if not events:
+            raise EventLogError("refusing to append an empty batch")
+        kind = type(events[0])
+        iteration = events[0].iteration
+        for index, event in enumerate(events):
+            if type(event) is not kind or event.iteration != iteration:
+                raise EventLogError(f"batch row {index}: one batch holds one event type and one iteration")
+            problems = event.problems()
+            if problems:
+                raise EventLogError(f"{kind.TABLE} row {index}: {'; '.join(problems)}")
+        ids = [getattr(e, kind.ID_FIELD) for e in events]
+        if len(set(ids)) != len(ids):
+            dup = next(i for i in ids if ids.count(i) > 1)
+            raise EventLogError(f"{kind.TABLE}: duplicate {kind.ID_FIELD} {dup} within the batch")
+        folder = self.partition(kind.TABLE, iteration)
+        clash = set(ids) & self._ids(kind, folder)
+        if clash:
+            raise EventLogError(f"{folder}: {len(clash)} {kind.ID_FIELD}(s) already in the log, e.g. "
+                                f"{sorted(clash)[0]}; events are insert-only")
+        rows = [dataclasses.asdict(e) for e in events]
+        data = parquet_bytes(pa.Table.from_pylist(rows, schema=kind.arrow_schema()))
+        return atomic_write_bytes(folder / f"part-{sha256_bytes(data)}.parquet", data)
+
+    def _ids(self, kind: type[Event], folder: Path) -> set[str]:
+        found: set[str] = set()
+        for path in sorted(folder.glob("part-*.parquet")):
+            found.update(pq.read_table(path, columns=[kind.ID_FIELD]).column(0).to_pylist())
+        return found
+
+    def files(self, table: str | None = None) -> list[Path]:
+        tables = [table] if table else sorted(BY_TABLE)
+        return [p for t in tables for p in sorted((self.root / t).glob("iteration=*/part-*.parquet"))]
+
+    def read(self, kind: type[Event], iteration: int | None = None) -> pa.Table:
+        """All rows of a table (or one iteration), schema-checked, in file order."""
+        paths = (sorted(self.partition(kind.TABLE, iteration).glob("part-*.parquet"))
+                 if iteration is not None else self.files(kind.TABLE))
+        expected = kind.arrow_schema()
+        tables = []
+        for path in paths:
+            table = pq.read_table(path, partitioning=None)
+            if not table.schema.remove_metadata().equals(expected.remove_metadata()):
+                raise EventLogError(f"{path}: schema does not match {kind.TABLE} v{kind.SCHEMA_VERSION}: "
+                                    f"{table.schema.remove_metadata()}")
+            tables.append(table)
+        if not tables:
+            return expected.empty_table()
+        return pa.concat_tables(tables)
+
+
+def tampered_files(root: Path | str = DEFAULT_ROOT) -> list[Path]:
+    """Event files whose bytes no longer hash to the name they were written under."""
+    bad = []
+    for path in EventLog(root).files():
+        match = PART.match(path.name)
+        if not match or sha256_file(path) != match.group(1):
+            bad.append(path)
+    return bad

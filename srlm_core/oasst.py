@@ -1,0 +1,185 @@
+"""Read OpenAssistant (oasst1) exports into validated, normalised messages.
+
+Accepts the flat message export (one message a line: .jsonl, .jsonl.gz, .parquet), the
+nested tree export (one tree a line: .jsonl, .jsonl.gz) and folders of such files. Both
+formats of the same content give the same messages. Any bad record raises `InputError`
+naming the file and line.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow.parquet as pq
+
+from .errors import InputError
+
+SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
+ROLES = ("prompter", "assistant")
+
+
+@dataclass(frozen=True)
+class Message:
+    message_id: str
+    parent_id: str | None
+    tree_id: str
+    role: str
+    text: str
+    lang: str | None
+    rank: int | None
+    review_result: bool | None
+    deleted: bool
+    synthetic: bool
+    where: str  # "file, line N" for error messages; not content
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _field(record: dict, name: str, kinds: tuple, path: Path, where: str, required: bool = True):
+    if name not in record:
+        if required:
+            raise InputError(path, where, f"missing field '{name}'", "every message needs it; see oasst1's schema")
+        return None
+    value = record[name]
+    if value is None and type(None) in kinds:
+        return None
+    if float in kinds and isinstance(value, float) and value.is_integer():
+        value = int(value)  # Parquet writers may store a nullable int column as double
+    ok = any(_is_int(value) if kind is int else isinstance(value, kind) for kind in kinds if kind is not float)
+    if not ok:
+        allowed = " or ".join("null" if k is type(None) else k.__name__ for k in kinds if k is not float)
+        raise InputError(path, where, f"field '{name}' is {type(value).__name__} {value!r:.60}, expected {allowed}")
+    return value
+
+
+def _message(record: object, path: Path, where: str, tree_id: str | None = None,
+             parent_id: str | None | bool = False) -> Message:
+    """Validate one message record. `tree_id`/`parent_id` come from the nesting in tree files."""
+    if not isinstance(record, dict):
+        raise InputError(path, where, f"expected a JSON object, got {type(record).__name__}")
+    message_id = _field(record, "message_id", (str,), path, where)
+    if not message_id:
+        raise InputError(path, where, "empty 'message_id'")
+    if parent_id is False:
+        parent_id = _field(record, "parent_id", (str, type(None)), path, where)
+    if tree_id is None:
+        tree_id = _field(record, "message_tree_id", (str,), path, where)
+    role = _field(record, "role", (str,), path, where)
+    if role not in ROLES:
+        raise InputError(path, where, f"field 'role' is {role!r}, expected one of {', '.join(ROLES)}")
+    rank = _field(record, "rank", (int, float, type(None)), path, where, required=False)
+    if rank is not None and rank < 0:
+        raise InputError(path, where, f"field 'rank' is {rank}, expected 0 or more (0 = best)")
+    return Message(
+        message_id=message_id,
+        parent_id=parent_id,
+        tree_id=tree_id,
+        role=role,
+        text=_field(record, "text", (str,), path, where),
+        lang=_field(record, "lang", (str, type(None)), path, where),
+        rank=rank,
+        review_result=_field(record, "review_result", (bool, type(None)), path, where, required=False),
+        deleted=bool(_field(record, "deleted", (bool, type(None)), path, where, required=False)),
+        synthetic=bool(_field(record, "synthetic", (bool, type(None)), path, where, required=False)),
+        where=where,
+    )
+
+
+def json_lines(path: Path) -> Iterator[tuple[int, object]]:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise InputError(path, f"line {number}", f"invalid UTF-8 at byte {exc.start}",
+                                     "re-encode the file as UTF-8") from None
+                if not line.strip():
+                    continue
+                try:
+                    yield number, json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InputError(path, f"line {number}", f"invalid JSON: {exc.msg} at column {exc.colno}",
+                                     "each line must be one complete JSON object") from None
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise InputError(path, None, f"not a complete gzip file ({exc})", "re-download or re-compress it") from None
+
+
+def _tree_messages(tree: object, path: Path, line: int) -> Iterator[Message]:
+    where = f"line {line}"
+    if not isinstance(tree, dict):
+        raise InputError(path, where, f"expected a JSON object, got {type(tree).__name__}")
+    tree_id = _field(tree, "message_tree_id", (str,), path, where)
+    root = _field(tree, "prompt", (dict,), path, where)
+    stack = [(root, None, "prompt")]
+    while stack:
+        record, parent_id, trail = stack.pop()
+        message = _message(record, path, f"{where} ({trail})", tree_id=tree_id, parent_id=parent_id)
+        yield message
+        replies = _field(record, "replies", (list, type(None)), path, f"{where} ({trail})", required=False) or []
+        for index in reversed(range(len(replies))):
+            stack.append((replies[index], message.message_id, f"{trail}.replies[{index}]"))
+
+
+def _is_tree_record(record: object) -> bool:
+    return isinstance(record, dict) and "prompt" in record and "role" not in record
+
+
+def read_file(path: Path) -> Iterator[Message]:
+    """Messages of one file, in file order; the format is detected from the first record."""
+    if path.name.endswith(".parquet"):
+        try:
+            table = pq.read_table(path)
+        except Exception as exc:  # pyarrow raises several types for corrupt files
+            raise InputError(path, None, f"not a readable Parquet file ({exc})") from None
+        for index, record in enumerate(table.to_pylist(), start=1):
+            yield _message(record, path, f"row {index}")
+        return
+    tree_format = None
+    for number, record in json_lines(path):
+        if tree_format is None:
+            tree_format = _is_tree_record(record)
+        if tree_format:
+            yield from _tree_messages(record, path, number)
+        else:
+            yield _message(record, path, f"line {number}")
+
+
+def source_files(source: Path | str) -> list[Path]:
+    source = Path(source)
+    if source.is_dir():
+        files = sorted(p for p in source.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES))
+        if not files:
+            raise InputError(source, None, f"folder holds no {', '.join(SUFFIXES)} files")
+        return files
+    if not source.exists():
+        raise InputError(source, None, "not found", "set data.source in params.yaml to an existing file or folder")
+    if not source.name.endswith(SUFFIXES):
+        raise InputError(source, None, f"unknown file type; expected one of {', '.join(SUFFIXES)}")
+    return [source]
+
+
+def read_messages(source: Path | str) -> list[Message]:
+    """All messages of a file or folder, checked for duplicates; never empty."""
+    messages: list[Message] = []
+    seen: dict[str, str] = {}
+    for path in source_files(source):
+        count = 0
+        for message in read_file(path):
+            count += 1
+            if message.message_id in seen:
+                raise InputError(path, message.where, f"duplicate message_id {message.message_id!r} "
+                                 f"(first seen at {seen[message.message_id]})", "keep one copy of each message")
+            seen[message.message_id] = f"{path}, {message.where}"
+            messages.append(message)
+        if count == 0:
+            raise InputError(path, None, "file holds no messages", "point data.source at a non-empty export")
+    return messages
