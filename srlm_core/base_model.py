@@ -26,9 +26,10 @@ class BaseSource:
     kind: str  # "gguf" | "folder" | "hub"
     location: str  # folder, file or hub id
     gguf_file: str | None = None
+    label: str | None = None  # how to name the source in manifests (not machine-specific paths)
 
     def describe(self) -> dict:
-        info = {"kind": self.kind, "location": self.location}
+        info = {"kind": self.kind, "location": self.label or self.location}
         if self.gguf_file:
             path = Path(self.location) / self.gguf_file
             info.update(gguf_file=self.gguf_file, gguf_sha256=sha256_file(path))
@@ -44,7 +45,7 @@ def _package_gguf(package: str) -> BaseSource:
     ggufs = sorted(p.name for p in folder.glob("*.gguf"))
     if len(ggufs) != 1:
         raise SrlmError(f"model.base: package {package!r} holds {len(ggufs)} .gguf files in {folder}; expected one")
-    return BaseSource("gguf", str(folder), ggufs[0])
+    return BaseSource("gguf", str(folder), ggufs[0], label=f"package:{package}")
 
 
 def resolve(spec: str) -> BaseSource:

@@ -82,3 +82,26 @@ def load_params(path: Path | str = "params.yaml") -> Params:
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise SrlmError(f"{path}: not valid YAML: {exc}") from None
     return parse_params(raw, str(path))
+
+
+def params_markdown() -> str:
+    """The reference table in docs/params.md, generated from the field descriptions."""
+    lines = ["# params.yaml reference", "",
+             "Generated from `srlm_core/params.py` by `python -m srlm_core.params > docs/params.md`",
+             "(a test keeps it in sync). Unknown keys and out-of-range values fail at load time.", "",
+             "| key | default | meaning |", "| --- | --- | --- |"]
+
+    def walk(model: type[Section], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, Section):
+                walk(annotation, f"{prefix}{name}.")
+            else:
+                lines.append(f"| `{prefix}{name}` | `{field.default!r}` | {field.description or ''} |")
+
+    walk(Params, "")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(params_markdown(), end="")

@@ -1,0 +1,11 @@
+-- srlm event-log views. Load from the repository root:  duckdb -init srlm_core/sql/views.sql
+-- Generated from srlm_core/events.py (a test keeps it in sync). A table the pipeline
+-- has not written yet has no files; `srlm sql` shows it as an empty view instead.
+CREATE OR REPLACE VIEW prompts AS
+  SELECT * FROM read_parquet('data/events/prompts/*/*.parquet', hive_partitioning = true, union_by_name = true);
+CREATE OR REPLACE VIEW candidates AS
+  SELECT * FROM read_parquet('data/events/candidates/*/*.parquet', hive_partitioning = true, union_by_name = true);
+CREATE OR REPLACE VIEW judgements AS
+  SELECT * FROM read_parquet('data/events/judgements/*/*.parquet', hive_partitioning = true, union_by_name = true);
+CREATE OR REPLACE VIEW pairs AS
+  SELECT * FROM read_parquet('data/events/pairs/*/*.parquet', hive_partitioning = true, union_by_name = true);

