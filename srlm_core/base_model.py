@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .errors import SrlmError
 from .hashing import sha256_file
+from .lineage import staging, write_manifest
 from .params import ModelParams
 
 
@@ -104,8 +105,6 @@ def save(model, tokenizer, folder: Path | str) -> None:
 
 def run(params: ModelParams, out_dir: Path | str) -> dict:
     """Stage `base`: write M0 with its manifest; returns the manifest."""
-    from .lineage import staging, write_manifest
-
     source = resolve(params.base)
     model, tokenizer = load(source, params)
     out_dir = Path(out_dir)
