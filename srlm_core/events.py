@@ -164,6 +164,8 @@ class PairBuilt(Event):
     rejected_id: str
     chosen_score: float
     rejected_score: float
+    chosen_spread: float
+    rejected_spread: float
     model_hash: str
     stage: str
     seed: int | None
@@ -171,5 +173,78 @@ class PairBuilt(Event):
     schema_version: int
 
 
-EVENT_TYPES: tuple[type[Event], ...] = (PromptAdded, CandidateGenerated, JudgementRecorded, PairBuilt)
+@dataclass(frozen=True)
+class PromptRejected(Event):
+    """A generated prompt was filtered out; reason is one of REJECT_REASONS in self_instruct."""
+
+    TABLE: ClassVar[str] = "rejected_prompts"
+    ID_FIELD: ClassVar[str] = "rejection_id"
+    ID_FIELDS: ClassVar[tuple[str, ...]] = ("iteration", "request_index", "sample_index", "raw_output", "model_hash")
+
+    rejection_id: str
+    iteration: int
+    request_index: int
+    sample_index: int
+    raw_output: str
+    text: str | None
+    reason: str
+    detail: str | None
+    model_hash: str
+    stage: str
+    seed: int | None
+    sampling: str | None
+    schema_version: int
+
+
+@dataclass(frozen=True)
+class PairSkipped(Event):
+    """A prompt gave no preference pair: reason is tie, too_few_judged or below_margin."""
+
+    TABLE: ClassVar[str] = "skipped_pairs"
+    ID_FIELD: ClassVar[str] = "skip_id"
+    ID_FIELDS: ClassVar[tuple[str, ...]] = ("prompt_id", "iteration", "reason", "model_hash")
+
+    skip_id: str
+    prompt_id: str
+    iteration: int
+    reason: str
+    judged_candidates: int
+    top_score: float | None
+    bottom_score: float | None
+    model_hash: str
+    stage: str
+    seed: int | None
+    sampling: str | None
+    schema_version: int
+
+
+@dataclass(frozen=True)
+class ReplyJudged(Event):
+    """A model judged one human-written reply of a ranked group (EFT data, reward-model evaluation)."""
+
+    TABLE: ClassVar[str] = "reply_judgements"
+    ID_FIELD: ClassVar[str] = "judgement_id"
+    ID_FIELDS: ClassVar[tuple[str, ...]] = ("reply_id", "model_hash", "template_hash", "sample_index", "method",
+                                            "seed", "sampling", "raw_output", "score")
+
+    judgement_id: str
+    group_id: str
+    reply_id: str
+    human_rank: int
+    split: str
+    iteration: int
+    model_hash: str
+    sample_index: int
+    template_hash: str
+    raw_output: str
+    score: float | None
+    method: str
+    stage: str
+    seed: int | None
+    sampling: str | None
+    schema_version: int
+
+
+EVENT_TYPES: tuple[type[Event], ...] = (PromptAdded, CandidateGenerated, JudgementRecorded, PairBuilt,
+                                        PromptRejected, PairSkipped, ReplyJudged)
 BY_TABLE: dict[str, type[Event]] = {cls.TABLE: cls for cls in EVENT_TYPES}

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import SrlmError
 
@@ -48,10 +48,126 @@ class DataParams(Section):
     split_seed: int = Field(0, description="Seed of the deterministic train/eval split by tree.")
 
 
+class SftParams(Section):
+    method: Literal["full", "lora"] = Field("full", description="Full fine-tuning, or LoRA merged into a standalone checkpoint at the end.")
+    learning_rate: float = Field(5.5e-6, gt=0, description="Initial learning rate (paper: 5.5e-6).")
+    lr_end: float = Field(1.1e-6, ge=0, description="Learning rate reached by linear decay at the last step (paper: 1.1e-6).")
+    batch_size: int = Field(4, gt=0, description="Examples per forward pass.")
+    grad_accum: int = Field(4, gt=0, description="Accumulation steps; effective batch = batch_size x grad_accum (paper: 16).")
+    epochs: float = Field(1.0, gt=0, description="Passes over the training data (ignored when max_steps > 0).")
+    max_steps: int = Field(-1, description="Optimizer steps; -1 trains for `epochs`.")
+    max_length: int = Field(768, gt=16, description="Token limit per example; longer examples are cut (EFT examples need ~600).")
+    dropout: float = Field(0.1, ge=0, lt=1, description="Attention dropout during training (paper: 0.1).")
+    lora_r: int = Field(16, gt=0, description="LoRA rank (method: lora).")
+    lora_alpha: int = Field(32, gt=0, description="LoRA alpha (method: lora).")
+
+
+class EftParams(Section):
+    max_groups: int = Field(30, gt=0, description="Train-split ranked groups the SFT baseline judges (cost: ~1 s a reply).")
+    samples: int = Field(1, gt=0, description="Judge samples per reply; the reply's score is their mean.")
+    max_examples: int = Field(16, gt=0, description="Cap on EFT training examples (each ~600 tokens of SFT).")
+    min_examples: int = Field(4, ge=0, description="Fewer surviving examples than this triggers `fallback`.")
+    fallback: Literal["fail", "ift_only", "unfiltered"] = Field(
+        "ift_only", description="When too few groups agree with the humans: stop with an error (fail), train M1 "
+        "on IFT alone (ift_only), or use every judged reply regardless of agreement (unfiltered). Recorded in the "
+        "EFT summary and M1's manifest.")
+
+
+class JudgeParams(Section):
+    template: str = Field("srlm_core/templates/judge_additive_v1.txt",
+                          description="Judge prompt template with {prompt} and {response}; its sha256 is stored in every judgement.")
+    method: Literal["probability", "text"] = Field(
+        "probability", description="probability: after the justification, force `Score: ` and take the expected "
+        "value of the model's probabilities over 0-5 (always a number). text: the paper's parse of the last "
+        "`Score: N` in the generated text (NULL when absent).")
+    samples: int = Field(3, gt=0, description="Judge samples per candidate, averaged (paper: 3).")
+    max_new_tokens: int = Field(64, gt=0, description="Bound on the justification length (tokens).")
+    max_prompt_tokens: int = Field(128, gt=0, description="The question is cut to this many tokens inside the judge prompt.")
+    max_response_tokens: int = Field(192, gt=0, description="The response is cut to this many tokens inside the judge prompt.")
+    temperature: float = Field(0.7, ge=0, description="Sampling temperature of the judge.")
+    top_p: float = Field(0.9, gt=0, le=1, description="Nucleus sampling of the judge.")
+    batch_size: int = Field(8, gt=0, description="Candidates judged together (rows = batch_size x samples; keep <= 32 on CPU).")
+
+
+class PromptsParams(Section):
+    generator: Literal["fixed", "current"] = Field("fixed", description="Prompt writer: the fixed base model M0 (paper) or the current model Mt.")
+    num_prompts: int = Field(8, gt=0, description="New prompts kept per iteration.")
+    few_shot: int = Field(8, gt=0, description="IFT prompts shown as examples in each request (paper: 8).")
+    requests_per_round: int = Field(16, gt=0, description="Generation requests per round; rounds repeat until num_prompts are kept.")
+    max_rounds: int = Field(4, gt=0, description="Give up after this many rounds (the stage fails if nothing was kept).")
+    max_new_tokens: int = Field(48, gt=0, description="Token limit of one generated prompt.")
+    temperature: float = Field(0.8, ge=0, description="Sampling temperature for prompt writing.")
+    top_p: float = Field(0.9, gt=0, le=1, description="Nucleus sampling for prompt writing.")
+    min_words: int = Field(3, ge=1, description="Shorter prompts are rejected (too_short).")
+    max_chars: int = Field(400, gt=0, description="Longer prompts are rejected (too_long).")
+    max_similarity: float = Field(0.7, gt=0, le=1, description="ROUGE-L F1 at or above this against a seed, eval or already kept prompt rejects a prompt.")
+
+
+class CandidatesParams(Section):
+    n: int = Field(4, gt=1, description="Responses sampled per prompt (paper: 4).")
+    max_new_tokens: int = Field(128, gt=0, description="Token limit per response.")
+    temperature: float = Field(0.7, ge=0, description="Sampling temperature (paper: 0.7).")
+    top_p: float = Field(0.9, gt=0, le=1, description="Nucleus sampling (paper: 0.9).")
+    batch_size: int = Field(8, gt=0, description="Prompts generated together (rows = batch_size x n).")
+
+
+class PairsParams(Section):
+    min_margin: float = Field(0.0, ge=0, description="Pairs whose score gap is below this are skipped (below_margin).")
+    positive_only: bool = Field(False, description="Ablation: write the top-scored response of each prompt as SFT data instead of pairs.")
+
+
+class DpoParams(Section):
+    method: Literal["full", "lora"] = Field("full", description="Full fine-tuning (reference log-probs precomputed) or LoRA merged at the end.")
+    beta: float = Field(0.1, gt=0, description="DPO beta (paper: 0.1).")
+    learning_rate: float = Field(1e-6, gt=0, description="Initial learning rate (paper: 1e-6).")
+    lr_end: float = Field(1e-7, ge=0, description="Learning rate at the last step (paper: 1e-7).")
+    batch_size: int = Field(4, gt=0, description="Pairs per forward pass.")
+    grad_accum: int = Field(4, gt=0, description="Accumulation steps; effective batch 16 by default.")
+    epochs: float = Field(1.0, gt=0, description="Passes over AIFT (ignored when max_steps > 0).")
+    max_steps: int = Field(-1, description="Optimizer steps; -1 trains for `epochs`.")
+    max_length: int = Field(512, gt=16, description="Token limit of prompt + response.")
+    dropout: float = Field(0.1, ge=0, lt=1, description="Attention dropout during training (paper: 0.1).")
+    lora_r: int = Field(16, gt=0, description="LoRA rank (method: lora).")
+    lora_alpha: int = Field(32, gt=0, description="LoRA alpha (method: lora).")
+    allow_empty: bool = Field(False, description="With zero pairs, carry Mt forward unchanged as M(t+1) (recorded) instead of failing.")
+
+
+class Iteration(Section):
+    prev: str = Field(description="The model Mt that writes, answers and judges in this iteration.")
+    t: int = Field(gt=0, description="Iteration number; AIFT(Mt) events are stored under iteration=t.")
+
+
+def _default_iterations() -> dict[str, Iteration]:
+    return {"M2": Iteration(prev="M1", t=1), "M3": Iteration(prev="M2", t=2)}
+
+
 class Params(Section):
     seed: int = Field(1234, description="Global random seed for sampling and training.")
     model: ModelParams = ModelParams()
     data: DataParams = DataParams()
+    sft: SftParams = SftParams()
+    eft: EftParams = EftParams()
+    prompts: PromptsParams = PromptsParams()
+    candidates: CandidatesParams = CandidatesParams()
+    judge: JudgeParams = JudgeParams()
+    pairs: PairsParams = PairsParams()
+    dpo: DpoParams = DpoParams()
+    iterations: dict[str, Iteration] = Field(
+        default_factory=_default_iterations,
+        description="Models trained by the loop: name -> {prev, t}. M(t+1) is DPO on AIFT(Mt); add M4: {prev: M3, t: 3} for a third iteration.")
+
+    @model_validator(mode="after")
+    def _chain(self) -> "Params":
+        known = {"M1"}
+        for number, (name, it) in enumerate(sorted(self.iterations.items(), key=lambda kv: kv[1].t), start=1):
+            if it.t != number:
+                raise ValueError(f"iterations.{name}.t is {it.t}; iterations must be numbered 1, 2, ... without gaps")
+            if it.prev not in known:
+                raise ValueError(f"iterations.{name}.prev is {it.prev!r}; it must be M1 or an earlier iteration's model")
+            if name in known or name in ("M0", "SFT"):
+                raise ValueError(f"iterations.{name}: the name is already taken")
+            known.add(name)
+        return self
 
 
 def _describe(error: dict) -> str:
@@ -97,7 +213,10 @@ def params_markdown() -> str:
             if isinstance(annotation, type) and issubclass(annotation, Section):
                 walk(annotation, f"{prefix}{name}.")
             else:
-                lines.append(f"| `{prefix}{name}` | `{field.default!r}` | {field.description or ''} |")
+                default = field.default_factory() if field.default_factory else field.default
+                if isinstance(default, dict):
+                    default = {k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in default.items()}
+                lines.append(f"| `{prefix}{name}` | `{default!r}` | {field.description or ''} |")
 
     walk(Params, "")
     return "\n".join(lines) + "\n"

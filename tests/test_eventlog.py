@@ -100,7 +100,7 @@ def test_every_table_round_trips(tmp_path):
     unparsed = JudgementRecorded.create(**{k: v for k, v in dataclasses.asdict(unparsed).items()
                                            if k != "judgement_id"})
     pair = PairBuilt.create(prompt_id=p.prompt_id, iteration=1, chosen_id=c.candidate_id, rejected_id="r" * 64,
-                            chosen_score=4.0, rejected_score=1, model_hash="m" * 64, stage="pairs", seed=None,
+                            chosen_score=4.0, rejected_score=1, chosen_spread=0.0, rejected_spread=0.5, model_hash="m" * 64, stage="pairs", seed=None,
                             sampling=None)
     for batch in ([p], [c], [j, unparsed], [pair]):
         log.append(batch)

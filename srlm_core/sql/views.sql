@@ -9,3 +9,9 @@ CREATE OR REPLACE VIEW judgements AS
   SELECT * FROM read_parquet('data/events/judgements/*/*.parquet', hive_partitioning = true, union_by_name = true);
 CREATE OR REPLACE VIEW pairs AS
   SELECT * FROM read_parquet('data/events/pairs/*/*.parquet', hive_partitioning = true, union_by_name = true);
+CREATE OR REPLACE VIEW rejected_prompts AS
+  SELECT * FROM read_parquet('data/events/rejected_prompts/*/*.parquet', hive_partitioning = true, union_by_name = true);
+CREATE OR REPLACE VIEW skipped_pairs AS
+  SELECT * FROM read_parquet('data/events/skipped_pairs/*/*.parquet', hive_partitioning = true, union_by_name = true);
+CREATE OR REPLACE VIEW reply_judgements AS
+  SELECT * FROM read_parquet('data/events/reply_judgements/*/*.parquet', hive_partitioning = true, union_by_name = true);

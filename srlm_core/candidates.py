@@ -1,0 +1,38 @@
+"""Stage `candidates`: N sampled responses from Mt to each new prompt of iteration t."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import runtime
+from .errors import SrlmError
+from .eventlog import EventLog
+from .events import CandidateGenerated, PromptAdded, sampling_json
+from .generation import Sampling, sample
+from .judge import chat_prompt_ids
+from .params import Params
+
+STAGE = "candidates"
+
+
+def run(params: Params, *, iteration: int, model_dir: Path, events_root: Path) -> dict:
+    cfg = params.candidates
+    events = EventLog(events_root)
+    prompts = events.read(PromptAdded, iteration).sort_by("prompt_id").to_pylist()
+    if not prompts:
+        raise SrlmError(f"{events.partition(PromptAdded.TABLE, iteration)}: no prompts for iteration {iteration}; "
+                        f"run the prompts stage first")
+    model, tokenizer, model_hash = runtime.load(model_dir)
+    sampling = Sampling(cfg.temperature, cfg.top_p, cfg.max_new_tokens)
+    record = sampling_json(sampling.record(n=cfg.n))
+    seed = params.seed + 1000 * iteration + 1
+    ids = [chat_prompt_ids(tokenizer, p["text"]) for p in prompts]
+    outputs = sample(model, tokenizer, ids, n=cfg.n, sampling=sampling, seed=seed, batch_size=cfg.batch_size,
+                     label=f"answering {len(prompts)} prompts x {cfg.n}")
+    rows = [CandidateGenerated.create(prompt_id=p["prompt_id"], iteration=iteration, model_hash=model_hash,
+                                      sample_index=i, text=s.text, num_tokens=s.num_tokens,
+                                      finish_reason=s.finish_reason, stage=STAGE, seed=seed, sampling=record)
+            for p, samples in zip(prompts, outputs) for i, s in enumerate(samples)]
+    events.append(rows)
+    return {"prompts": len(prompts), "candidates": len(rows),
+            "cut_at_max_tokens": sum(r.finish_reason == "length" for r in rows)}

@@ -1,0 +1,89 @@
+"""Stage `dpo`: M(t+1) = DPO on AIFT(Mt), initialised from Mt with Mt as the reference.
+
+Full fine-tuning precomputes the reference log-probabilities once (exact, and no second
+model in memory); LoRA uses the adapter-disabled model as the reference. With
+`pairs.positive_only` the AIFT data is (prompt, top response) and M(t+1) is SFT instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from datasets import Dataset
+from trl import DPOConfig, DPOTrainer
+
+from . import runtime, sft
+from .errors import SrlmError
+from .lineage import MANIFEST, data_hashes, staging, write_manifest
+from .params import Params
+from .storage import atomic_write_bytes, write_json
+from .training import lora_config, quiet, trainer_args, write_metrics
+
+log = logging.getLogger(__name__)
+
+
+def preference_rows(table) -> list[dict]:
+    return [{"prompt": [{"role": "user", "content": r["prompt"]}],
+             "chosen": [{"role": "assistant", "content": r["chosen"]}],
+             "rejected": [{"role": "assistant", "content": r["rejected"]}]} for r in table.to_pylist()]
+
+
+def carry_forward(prev_dir: Path, out_dir: Path, training_data: dict, params_record: dict, metrics_dir: Path) -> dict:
+    """M(t+1) = Mt unchanged, recorded as such (dpo.allow_empty)."""
+    with staging(out_dir) as tmp:
+        for path in sorted(prev_dir.iterdir()):
+            if path.name != MANIFEST and path.is_file():
+                shutil.copy2(path, tmp / path.name)
+        manifest = write_manifest(tmp, name=out_dir.name, kind="carried-forward", parent=prev_dir,
+                                  training_data=training_data, params=params_record, extra={"carried_forward": True})
+    write_json({"examples": 0, "steps": 0, "carried_forward": 1}, metrics_dir / "train.json")
+    atomic_write_bytes(metrics_dir / "train_log.csv", b"step\n")
+    return manifest
+
+
+def run(params: Params, *, prev_dir: Path, aift_dir: Path, out_dir: Path, metrics_dir: Path) -> dict:
+    cfg = params.dpo
+    summary = json.loads((aift_dir / "summary.json").read_text())
+    train_path = aift_dir / "train.parquet"
+    table = pq.read_table(train_path)
+    data_name = f"AIFT({prev_dir.name})"
+    training_data = {"name": data_name, **data_hashes([train_path]), "examples": table.num_rows,
+                     "mode": summary["mode"]}
+    params_record = {"dpo": cfg.model_dump(), "pairs": params.pairs.model_dump(), "seed": params.seed}
+    if table.num_rows == 0:
+        if not cfg.allow_empty:
+            raise SrlmError(f"{train_path}: AIFT({prev_dir.name}) has no pairs (skipped prompts: "
+                            f"{summary['skipped']}); nothing to train {out_dir.name} on. Generate more prompts "
+                            f"(prompts.num_prompts) or set dpo.allow_empty: true to carry {prev_dir.name} forward")
+        log.warning("AIFT(%s) is empty: %s is %s carried forward (dpo.allow_empty)", prev_dir.name, out_dir.name,
+                    prev_dir.name)
+        return carry_forward(prev_dir, out_dir, training_data, params_record, metrics_dir)
+    if summary["mode"] == "sft":
+        rows = table.select(["prompt", "completion"])
+        return sft.train(name=out_dir.name, base_dir=prev_dir, examples=sft.conversations(rows), data_name=data_name,
+                         data_files=[train_path], cfg=params.sft, seed=params.seed, out_dir=out_dir,
+                         metrics_dir=metrics_dir, params_record={**params_record, "sft": params.sft.model_dump()},
+                         extra={"positive_only": True})
+    runtime.seed_everything(params.seed)
+    model, tokenizer, _ = runtime.load(prev_dir, for_training=True, dropout=cfg.dropout)
+    with tempfile.TemporaryDirectory(prefix="srlm-dpo-") as scratch:
+        args = DPOConfig(**trainer_args(cfg, Path(scratch), params.seed), beta=cfg.beta,
+                         precompute_ref_log_probs=cfg.method == "full", disable_dropout=False)
+        trainer = quiet(DPOTrainer(model=model, ref_model=None, args=args, train_dataset=Dataset.from_list(
+            preference_rows(table)), processing_class=tokenizer, peft_config=lora_config(cfg)))
+        log.info("%s: DPO on %d pairs from %s (%s, beta %.2f)", out_dir.name, table.num_rows, prev_dir.name,
+                 cfg.method, cfg.beta)
+        trainer.train()
+        history = trainer.state.log_history
+    with staging(out_dir) as tmp:
+        runtime.save(trainer.model, tokenizer, tmp)
+        manifest = write_manifest(tmp, name=out_dir.name, kind=f"dpo-{cfg.method}", parent=prev_dir,
+                                  training_data=training_data, params=params_record,
+                                  extra={"judge_model": summary["judge_model"]})
+    write_metrics(history, metrics_dir, {"examples": table.num_rows})
+    return manifest

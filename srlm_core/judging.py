@@ -1,0 +1,51 @@
+"""Stage `judge`: Mt judges every candidate of iteration t `judge.samples` times."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import runtime
+from .errors import SrlmError
+from .eventlog import EventLog
+from .events import CandidateGenerated, JudgementRecorded, PromptAdded, sampling_json
+from .generation import Sampling
+from .judge import Judge, Template
+from .params import JudgeParams, Params
+
+STAGE = "judge"
+
+
+def make_judge(model, tokenizer, cfg: JudgeParams, samples: int | None = None) -> Judge:
+    return Judge(model, tokenizer, Template.load(cfg.template), method=cfg.method,
+                 samples=samples or cfg.samples, sampling=Sampling(cfg.temperature, cfg.top_p, cfg.max_new_tokens),
+                 max_prompt_tokens=cfg.max_prompt_tokens, max_response_tokens=cfg.max_response_tokens)
+
+
+def sampling_record(judge: Judge, cfg: JudgeParams) -> str:
+    return sampling_json(judge.sampling.record(samples=judge.samples, max_prompt_tokens=cfg.max_prompt_tokens,
+                                               max_response_tokens=cfg.max_response_tokens))
+
+
+def run(params: Params, *, iteration: int, model_dir: Path, events_root: Path) -> dict:
+    cfg = params.judge
+    events = EventLog(events_root)
+    prompts = {r["prompt_id"]: r["text"] for r in events.read(PromptAdded, iteration).to_pylist()}
+    candidates = events.read(CandidateGenerated, iteration).sort_by("candidate_id").to_pylist()
+    if not candidates:
+        raise SrlmError(f"{events.partition(CandidateGenerated.TABLE, iteration)}: no candidates; "
+                        f"run the candidates stage first")
+    model, tokenizer, model_hash = runtime.load(model_dir)
+    judge = make_judge(model, tokenizer, cfg)
+    seed = params.seed + 1000 * iteration + 2
+    record = sampling_record(judge, cfg)
+    results = judge.judge([(prompts[c["prompt_id"]], c["text"]) for c in candidates], seed=seed,
+                          batch_size=cfg.batch_size, label=f"judging {len(candidates)} candidates x {cfg.samples}")
+    rows = [JudgementRecorded.create(candidate_id=c["candidate_id"], prompt_id=c["prompt_id"], iteration=iteration,
+                                     model_hash=model_hash, sample_index=i, template_hash=judge.template.hash,
+                                     raw_output=j.raw_output, score=j.score, method=cfg.method, stage=STAGE,
+                                     seed=seed, sampling=record)
+            for c, samples in zip(candidates, results) for i, j in enumerate(samples)]
+    events.append(rows)
+    valid = [r.score for r in rows if r.score is not None]
+    return {"judgements": len(rows), "parsed": len(valid), "parse_rate": len(valid) / len(rows),
+            "mean_score": sum(valid) / len(valid) if valid else None}

@@ -1,0 +1,79 @@
+"""Stage `pairs`: AIFT(Mt) from the judgements of iteration t, selected in DuckDB SQL.
+
+Writes PairBuilt / PairSkipped events and the training data `<out>/train.parquet`:
+(prompt, chosen, rejected) for DPO, or (prompt, completion) with the top responses when
+`pairs.positive_only` is set (the paper's ablation).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from .errors import SrlmError
+from .eventlog import EventLog
+from .events import CandidateGenerated, JudgementRecorded, PairBuilt, PairSkipped, PromptAdded
+from .hashing import sha256_file
+from .lineage import staging
+from .params import Params
+from .storage import write_json, write_parquet
+
+STAGE = "pairs"
+SQL = Path(__file__).parent / "sql" / "pairs.sql"
+
+
+def select(events: EventLog, iteration: int, min_margin: float) -> list[dict]:
+    """One row per prompt of the iteration: its best and worst candidate and why it gives no pair."""
+    con = duckdb.connect(config={"threads": 1})   # one thread: float sums in a fixed order
+    for kind in (PromptAdded, CandidateGenerated, JudgementRecorded):
+        con.register(kind.TABLE, events.read(kind, iteration))
+    cursor = con.execute(SQL.read_text(), {"min_margin": min_margin})
+    columns = [d[0] for d in cursor.description]
+    return [dict(zip(columns, row)) for row in cursor.fetchall()]
+
+
+def run(params: Params, *, iteration: int, events_root: Path, out_dir: Path) -> dict:
+    cfg = params.pairs
+    events = EventLog(events_root)
+    judged_by = set(events.read(JudgementRecorded, iteration).column("model_hash").to_pylist())
+    if len(judged_by) != 1:
+        raise SrlmError(f"{events.partition(JudgementRecorded.TABLE, iteration)}: expected judgements by one "
+                        f"model, found {len(judged_by) or 'none'}; re-run the judge stage")
+    model_hash = judged_by.pop()
+    rows = select(events, iteration, cfg.min_margin)
+    common = dict(iteration=iteration, model_hash=model_hash, stage=STAGE, seed=None, sampling=None)
+    pairs = [PairBuilt.create(prompt_id=r["prompt_id"], chosen_id=r["chosen_id"], rejected_id=r["rejected_id"],
+                              chosen_score=r["chosen_score"], rejected_score=r["rejected_score"],
+                              chosen_spread=r["chosen_spread"], rejected_spread=r["rejected_spread"], **common)
+             for r in rows if r["skip_reason"] is None]
+    skipped = [PairSkipped.create(prompt_id=r["prompt_id"], reason=r["skip_reason"],
+                                  judged_candidates=r["judged_candidates"], top_score=r["chosen_score"],
+                                  bottom_score=r["rejected_score"], **common)
+               for r in rows if r["skip_reason"] is not None]
+    kept = [r for r in rows if r["skip_reason"] is None]
+    if cfg.positive_only:
+        train = pa.Table.from_pylist([{"prompt_id": r["prompt_id"], "prompt": r["prompt"], "completion": r["chosen"],
+                                       "score": r["chosen_score"]} for r in kept],
+                                     schema=pa.schema([("prompt_id", pa.string()), ("prompt", pa.string()),
+                                                       ("completion", pa.string()), ("score", pa.float64())]))
+    else:
+        columns = ["prompt_id", "prompt", "chosen", "rejected", "chosen_score", "rejected_score"]
+        train = pa.Table.from_pylist([{c: r[c] for c in columns} for r in kept],
+                                     schema=pa.schema([(c, pa.float64() if c.endswith("score") else pa.string())
+                                                       for c in columns]))
+    for kind, batch in ((PairBuilt, pairs), (PairSkipped, skipped)):
+        events.partition(kind.TABLE, iteration).mkdir(parents=True, exist_ok=True)
+        if batch:
+            events.append(batch)
+    reasons: dict[str, int] = {}
+    for s in skipped:
+        reasons[s.reason] = reasons.get(s.reason, 0) + 1
+    with staging(out_dir) as tmp:
+        write_parquet(train, tmp / "train.parquet")
+        summary = {"iteration": iteration, "mode": "sft" if cfg.positive_only else "dpo", "judge_model": model_hash,
+                   "prompts": len(rows), "pairs": len(pairs), "skipped": reasons,
+                   "train_sha256": sha256_file(tmp / "train.parquet"), "min_margin": cfg.min_margin}
+        write_json(summary, tmp / "summary.json")
+    return summary

@@ -1,0 +1,81 @@
+"""What SFT and DPO training share: the paper's schedule as TRL arguments, LoRA, step
+logging, and the training metrics written for DVC."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from pathlib import Path
+
+import torch
+from peft import LoraConfig
+from transformers import TrainerCallback
+from transformers.trainer_callback import PrinterCallback
+
+from .runtime import compute_dtype
+from .storage import atomic_write_bytes, write_json
+
+log = logging.getLogger(__name__)
+# Wall-clock fields vary run to run; they go to the log, not to the (byte-reproducible) metrics.
+TIMING_KEYS = ("train_runtime", "train_samples_per_second", "train_steps_per_second")
+
+
+def trainer_args(cfg, output_dir: Path, seed: int) -> dict:
+    """Keyword arguments shared by SFTConfig and DPOConfig: linear decay from learning_rate to
+    lr_end, effective batch batch_size x grad_accum, no checkpoints, deterministic seeds."""
+    return dict(
+        output_dir=str(output_dir), per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
+        learning_rate=cfg.learning_rate, lr_scheduler_type="polynomial",
+        lr_scheduler_kwargs={"lr_end": cfg.lr_end, "power": 1.0}, warmup_steps=0, max_length=cfg.max_length,
+        # TRL defaults to bf16 and gradient checkpointing; neither pays off without native bf16.
+        bf16=compute_dtype() == torch.bfloat16, gradient_checkpointing=False, use_cpu=not torch.cuda.is_available(),
+        report_to="none", save_strategy="no", logging_steps=1, seed=seed, data_seed=seed,
+        dataloader_num_workers=0, disable_tqdm=True)
+
+
+def lora_config(cfg) -> LoraConfig | None:
+    if cfg.method != "lora":
+        return None
+    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules="all-linear",
+                      lora_dropout=cfg.dropout, task_type="CAUSAL_LM")
+
+
+def quiet(trainer):
+    """Replace the trainer's raw dict printing (on when tqdm is off) with StepLog's lines."""
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(StepLog())
+    return trainer
+
+
+class StepLog(TrainerCallback):
+    """One log line per optimizer step: step, loss, learning rate and the DPO reward figures."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            extra = "".join(f" {k.split('/')[-1]} {logs[k]:.3f}" for k in ("rewards/margins", "rewards/accuracies")
+                            if k in logs)
+            log.info("step %d/%d loss %.4f lr %.3g%s", state.global_step, state.max_steps, logs["loss"],
+                     logs.get("learning_rate", float("nan")), extra)
+        elif logs and "train_runtime" in logs:
+            log.info("trained in %.0f s", logs["train_runtime"])
+
+
+def write_metrics(history: list[dict], metrics_dir: Path, summary: dict) -> dict:
+    """<metrics_dir>/train.json (final figures) and train_log.csv (one row per step, for plots)."""
+    steps = [{k: v for k, v in row.items() if k not in TIMING_KEYS} for row in history if "loss" in row]
+    final = steps[-1] if steps else {}
+    metrics = {**summary, "steps": len(steps),
+               "final_loss": final.get("loss"), "mean_loss": sum(s["loss"] for s in steps) / len(steps) if steps else None}
+    for key in ("rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected"):
+        if key in final:
+            metrics["final_" + key.replace("/", "_")] = final[key]
+    write_json(metrics, metrics_dir / "train.json")
+    columns = sorted({k for s in steps for k in s})
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns or ["step"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(steps)
+    atomic_write_bytes(metrics_dir / "train_log.csv", buffer.getvalue().encode())
+    return metrics

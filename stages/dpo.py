@@ -1,0 +1,31 @@
+"""Stage `dpo@<model>`: M(t+1) = DPO on AIFT(Mt) from Mt, reference Mt.
+
+    python stages/dpo.py --prev models/M1 --aift data/aift/M1 --out models/M2 --metrics metrics/M2
+"""
+
+import argparse
+import logging
+from pathlib import Path
+
+from srlm_core import dpo
+from srlm_core.stage import run_stage
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--prev", type=Path, required=True, help="Mt: initial weights and reference")
+    parser.add_argument("--aift", type=Path, required=True, help="AIFT(Mt) folder from the pairs stage")
+    parser.add_argument("--out", type=Path, required=True, help="model folder to write, M(t+1)")
+    parser.add_argument("--metrics", type=Path, required=True, help="folder for train.json and train_log.csv")
+    args = parser.parse_args()
+
+    def body(params):
+        manifest = dpo.run(params, prev_dir=args.prev, aift_dir=args.aift, out_dir=args.out, metrics_dir=args.metrics)
+        logging.info("wrote %s (hash %s) from %s on %s", args.out, manifest["hash"][:12], args.prev,
+                     manifest["training_data"]["name"])
+
+    run_stage(f"dpo@{args.out.name}", body)
+
+
+if __name__ == "__main__":
+    main()
