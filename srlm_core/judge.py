@@ -155,7 +155,7 @@ class Judge:
     @torch.inference_mode()
     def _prefix_cache(self) -> DynamicCache:
         cache = DynamicCache(config=self.model.config)
-        self.model(torch.tensor([self.prefix_ids], device=self.model.device), past_key_values=cache, use_cache=True)
+        self.model(torch.tensor([self.prefix_ids], device=self.model.device), cache=cache, use_cache=True)
         return cache
 
     @torch.inference_mode()
@@ -176,7 +176,7 @@ class Judge:
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         # Encode each suffix once (all but its last token, which generate feeds itself) ...
         self.model(input_ids=ids[:, P:-1], attention_mask=mask[:, :-1], position_ids=pos[:, P:-1],
-                   past_key_values=cache, use_cache=True)
+                   cache=cache, use_cache=True)
         # ... then share that encoding among the k judge samples.
         cache.batch_repeat_interleave(k)
         ids, mask = ids.repeat_interleave(k, 0), mask.repeat_interleave(k, 0)
@@ -208,7 +208,7 @@ class Judge:
             x_mask[i, 1 + width - len(tail):] = 1
         joint = torch.cat([full_mask[:, :-1], x_mask], 1)
         pos = (joint.cumsum(-1) - 1).clamp(min=0)[:, -x.shape[1]:]
-        logits = self.model(input_ids=x, attention_mask=joint, position_ids=pos, past_key_values=cache).logits[:, -1]
+        logits = self.model(input_ids=x, attention_mask=joint, position_ids=pos, cache=cache).logits[:, -1]
         probs = torch.softmax(logits.float(), -1)[:, self.digits]
         probs = probs / probs.sum(-1, keepdim=True)
         values = (probs * torch.arange(6, device=device, dtype=probs.dtype)).sum(-1)

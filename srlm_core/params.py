@@ -63,7 +63,7 @@ class SftParams(Section):
 
 
 class EftParams(Section):
-    max_groups: int = Field(30, gt=0, description="Train-split ranked groups the SFT baseline judges (cost: ~1 s a reply).")
+    max_groups: int = Field(20, gt=0, description="Train-split ranked groups the SFT baseline judges (cost: ~1 s a reply).")
     samples: int = Field(1, gt=0, description="Judge samples per reply; the reply's score is their mean.")
     max_examples: int = Field(16, gt=0, description="Cap on EFT training examples (each ~600 tokens of SFT).")
     min_examples: int = Field(4, ge=0, description="Fewer surviving examples than this triggers `fallback`.")

@@ -34,7 +34,9 @@ def ift_rows(path: Path):
 
 
 def build_trainer(model, tokenizer, examples: list[dict], cfg: SftParams, seed: int, output_dir: Path) -> SFTTrainer:
-    args = SFTConfig(**trainer_args(cfg, output_dir, seed))
+    # Batches of similar lengths: IFT (~200 tokens) and EFT (~450) examples mixed at random
+    # waste about a third of each step on padding.
+    args = SFTConfig(**trainer_args(cfg, output_dir, seed), train_sampling_strategy="group_by_length")
     return quiet(SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
                             processing_class=tokenizer, peft_config=lora_config(cfg)))
 

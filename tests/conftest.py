@@ -73,3 +73,16 @@ def tiny_model_dir(tmp_path_factory, tokenizer_dir) -> Path:
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_srlm_model(tmp_path_factory, tiny_model_dir) -> Path:
+    """The tiny model as a model folder written by srlm (with a manifest), named M1."""
+    import shutil
+
+    from srlm_core.lineage import write_manifest
+
+    out = tmp_path_factory.mktemp("models") / "M1"
+    shutil.copytree(tiny_model_dir, out)
+    write_manifest(out, name="M1", kind="base", parent=None, training_data=None, params={})
+    return out

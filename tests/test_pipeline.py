@@ -1,4 +1,7 @@
-"""End to end: `dvc repro` on a copy of the repo with a tiny model; reproducible to the byte."""
+"""End to end: the whole loop under `dvc repro` on a copy of the repo with a tiny random model.
+
+Small params keep it to a couple of minutes; every stage, event table and manifest is real.
+"""
 
 from __future__ import annotations
 
@@ -6,40 +9,102 @@ import json
 
 import pytest
 
-from pipeline import clone_repo, dvc, srlm
+from pipeline import clone_repo, dvc, git, srlm
+
+SMALL = {
+    "sft": {"batch_size": 2, "grad_accum": 2, "max_steps": 2, "max_length": 256},
+    "eft": {"max_groups": 6, "min_examples": 1},
+    "prompts": {"num_prompts": 3, "requests_per_round": 6, "min_words": 1, "max_new_tokens": 16},
+    "candidates": {"max_new_tokens": 16},
+    "judge": {"samples": 2, "max_new_tokens": 12, "max_prompt_tokens": 48, "max_response_tokens": 48},
+    "dpo": {"batch_size": 2, "grad_accum": 2, "max_length": 256},
+}
+LOOP_STAGES = ["sft_baseline", "eft", "sft", "prompts@M2", "candidates@M2", "judge@M2", "pairs@M2", "dpo@M2",
+               "dpo@M3"]
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory, tiny_model_dir):
-    root = clone_repo(tmp_path_factory.mktemp("repo"), {"model": {"base": str(tiny_model_dir)}})
+    root = clone_repo(tmp_path_factory.mktemp("repo"), {"model": {"base": str(tiny_model_dir)}, **SMALL})
     dvc(root, "repro")
     return root
 
 
-def test_dag_shows_the_stages(repo):
-    dag = dvc(repo, "dag").stdout
-    assert "base" in dag and "seed" in dag
+def test_dag_shows_the_chain(repo):
+    dag = dvc(repo, "dag", "--md").stdout
+    for stage in ["base", "seed", *LOOP_STAGES, "judge@M3"]:
+        assert stage in dag
 
 
-def test_outputs_and_queries(repo):
-    assert (repo / "models" / "M0" / "manifest.json").is_file()
-    rows = json.loads(srlm(repo, "sql", "select source, count(*) as n from prompts group by 1 order by 1",
-                           "--format", "json").stdout)
+def test_seed_outputs_and_queries(repo):
+    rows = json.loads(srlm(repo, "sql", "select source, count(*) as n from prompts where iteration = 0 "
+                           "group by 1 order by 1", "--format", "json").stdout)
     assert rows == [{"source": "eval", "n": 16}, {"source": "seed", "n": 50}]
+
+
+def test_every_iteration_has_pairs_and_a_full_log(repo):
+    rows = json.loads(srlm(repo, "sql", "select iteration, count(*) as n from pairs group by 1 order by 1",
+                           "--format", "json").stdout)
+    assert [r["iteration"] for r in rows] == [1, 2] and all(r["n"] > 0 for r in rows)
+    counts = json.loads(srlm(repo, "sql", """
+        select (select count(*) from prompts where iteration = 1) as prompts,
+               (select count(*) from candidates where iteration = 1) as candidates,
+               (select count(*) from judgements where iteration = 1) as judgements,
+               (select count(*) from judgements where score is null) as null_scores,
+               (select count(distinct template_hash) from judgements) as templates,
+               (select count(*) from reply_judgements) as eft_judgements""", "--format", "json").stdout)[0]
+    assert counts["candidates"] == 4 * counts["prompts"] and counts["judgements"] == 2 * counts["candidates"]
+    assert counts["null_scores"] == 0 and counts["templates"] == 1 and counts["eft_judgements"] > 0
+
+
+def test_every_row_names_the_model_that_produced_it(repo):
+    m1 = json.loads((repo / "models" / "M1" / "manifest.json").read_text())["hash"]
+    m0 = json.loads((repo / "models" / "M0" / "manifest.json").read_text())["hash"]
+    rows = json.loads(srlm(repo, "sql", """
+        select 'prompts' as t, model_hash from prompts where iteration = 1 union
+        select 'candidates', model_hash from candidates where iteration = 1 union
+        select 'judgements', model_hash from judgements where iteration = 1 union
+        select 'pairs', model_hash from pairs where iteration = 1 order by 1""", "--format", "json").stdout)
+    assert {r["t"]: r["model_hash"] for r in rows} == {"prompts": m0, "candidates": m1, "judgements": m1, "pairs": m1}
+
+
+def test_lineage_from_m3_to_m0(repo):
+    chain = json.loads(srlm(repo, "lineage", "models/M3", "--json").stdout)
+    assert [(c["name"], c["training_data"]) for c in chain] == [
+        ("M3", "AIFT(M2)"), ("M2", "AIFT(M1)"), ("M1", "IFT+EFT"), ("M0", None)]
+    aift = (repo / "data" / "aift" / "M2" / "train.parquet")
+    from srlm_core.hashing import combine, sha256_file
+
+    assert chain[0]["training_data_hash"] == combine({"data/aift/M2/train.parquet": sha256_file(aift)})
     assert "ok:" in srlm(repo, "verify").stdout
-    assert json.loads(srlm(repo, "lineage", "models/M0", "--json").stdout)[0]["name"] == "M0"
 
 
-def test_forced_rerun_is_byte_identical(repo):
+def test_training_metrics_are_dvc_metrics(repo):
+    shown = dvc(repo, "metrics", "show", "--json").stdout
+    for name in ("SFT", "M1", "M2", "M3"):
+        assert f"metrics/{name}/train.json" in shown
+    m2 = json.loads((repo / "metrics" / "M2" / "train.json").read_text())
+    assert "final_rewards_margins" in m2 and "final_rewards_accuracies" in m2
+
+
+@pytest.mark.parametrize("stage", LOOP_STAGES)
+def test_forced_rerun_of_a_stage_is_byte_identical(repo, stage):
     before = (repo / "dvc.lock").read_text()
-    dvc(repo, "repro", "-f")
+    dvc(repo, "repro", "-f", "-s", stage)
     assert (repo / "dvc.lock").read_text() == before
 
 
-def test_params_diff_between_commits(repo):
-    dvc(repo, "repro")
-    from pipeline import git
+def test_adding_an_iteration_is_a_params_change(repo):
+    text = (repo / "params.yaml").read_text()
+    (repo / "params.yaml").write_text(text.replace("iterations:\n", "iterations:\n  M4:\n    prev: M3\n    t: 3\n"))
+    try:
+        status = dvc(repo, "status").stdout
+        assert "dpo@M4" in status and "prompts@M4" in status and "dpo@M3" not in status
+    finally:
+        (repo / "params.yaml").write_text(text)
 
+
+def test_params_diff_between_commits(repo):
     git(repo, "add", "-A")
     git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run")
     text = (repo / "params.yaml").read_text().replace("ift_max: 3200", "ift_max: 20")

@@ -1,0 +1,101 @@
+"""The judge: score parsing, the template, cached prompt encoding and both scoring methods."""
+
+from __future__ import annotations
+
+import pytest
+
+from srlm_core import runtime
+from srlm_core.errors import SrlmError
+from srlm_core.generation import Sampling
+from srlm_core.judge import Judge, Template, parse_score
+
+TEMPLATE = "srlm_core/templates/judge_additive_v1.txt"
+
+
+@pytest.mark.parametrize("text,score", [
+    ("Good answer. Score: 4", 4.0),
+    ("Score: 2 ... on reflection Score: 5", 5.0),          # the last one counts
+    ("Score:3", 3.0),
+    ("Score: 0", 0.0),
+    ("Score: 7", None),                                     # outside 0-5
+    ("Score: 3.5", None),                                   # not a whole number of points
+    ("Score: -1", None),
+    ("I would give it four points.", None),
+    ("", None),
+])
+def test_parse_score(text, score):
+    assert parse_score(text) == score
+
+
+def test_template_hash_and_placeholders(tmp_path):
+    template = Template.load(TEMPLATE)
+    assert len(template.hash) == 64
+    assert "User: {prompt}" in template.text and "<response>{response}</response>" in template.text
+    bad = tmp_path / "t.txt"
+    bad.write_text("no placeholders here")
+    with pytest.raises(SrlmError, match=r"t\.txt: the judge template has no \{prompt\}"):
+        Template.load(str(bad))
+    with pytest.raises(SrlmError, match="judge template not found"):
+        Template.load(str(tmp_path / "missing.txt"))
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_srlm_model):
+    return runtime.load(tiny_srlm_model)
+
+
+def make(tiny, method: str, samples: int = 3) -> Judge:
+    model, tokenizer, _ = tiny
+    return Judge(model, tokenizer, Template.load(TEMPLATE), method=method, samples=samples,
+                 sampling=Sampling(0.7, 0.9, 12), max_prompt_tokens=64, max_response_tokens=64)
+
+
+ITEMS = [("How do I boil an egg?", "Put it in boiling water for eight minutes. Score: 5"),
+         ("What is 2+2?", "4"), ("Name a colour.", "Blue, like the sky on a clear day.")]
+
+
+def test_shared_prefix_tokenizes_like_the_whole_prompt(tiny):
+    judge = make(tiny, "probability")
+    tokenizer = tiny[1]
+    for prompt, response in ITEMS:
+        whole = tokenizer(judge.prompt_text(prompt, response), add_special_tokens=False).input_ids
+        assert whole == judge.prefix_ids + judge.suffix_ids(prompt, response)
+    assert "Score: <total points>" in tokenizer.decode(judge.prefix_ids)
+
+
+def test_probability_method_always_scores(tiny):
+    results = make(tiny, "probability").judge(ITEMS, seed=1, batch_size=2)
+    assert [len(r) for r in results] == [3, 3, 3]
+    assert all(j.score is not None and 0 <= j.score <= 5 for r in results for j in r)
+
+
+def test_text_method_parses_only_generated_text(tiny):
+    # The first candidate contains "Score: 5" itself; a random model never writes one,
+    # so every judgement must be NULL (with its raw output kept), never 5 and never 0.
+    results = make(tiny, "text").judge(ITEMS, seed=1, batch_size=3)
+    assert all(j.score is None and isinstance(j.raw_output, str) for r in results for j in r)
+
+
+def test_same_seed_same_judgements(tiny):
+    judge = make(tiny, "probability", samples=2)
+    assert judge.judge(ITEMS, seed=3, batch_size=2) == judge.judge(ITEMS, seed=3, batch_size=2)
+
+
+def test_cached_scores_match_an_uncached_forward(tiny):
+    """The reused rubric encoding gives the same digit probabilities as encoding everything at once."""
+    import torch
+
+    model, tokenizer, _ = tiny
+    judge = Judge(model, tokenizer, Template.load(TEMPLATE), method="probability", samples=1,
+                  sampling=Sampling(0.0, 1.0, 1), max_prompt_tokens=64, max_response_tokens=64)
+    cached = judge.judge(ITEMS, seed=0, batch_size=3)
+    for (prompt, response), (result,) in zip(ITEMS, cached):
+        tail = " " if result.raw_output.rstrip().endswith("Score:") else "\nScore: "
+        ids = [*judge.prefix_ids, *judge.suffix_ids(prompt, response),
+               *tokenizer(result.raw_output, add_special_tokens=False).input_ids,
+               *tokenizer(tail, add_special_tokens=False).input_ids]
+        with torch.inference_mode():
+            logits = model(torch.tensor([ids])).logits[0, -1]
+        probs = torch.softmax(logits, -1)[judge.digits]
+        expected = float((probs / probs.sum() * torch.arange(6)).sum())
+        assert result.score == pytest.approx(expected, abs=1e-4)

@@ -1,0 +1,34 @@
+"""The loop on the real SmolLM2-135M (offline, from the packaged GGUF), at minimal scale."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline import clone_repo, dvc, srlm
+
+MINIMAL = {
+    "sft": {"batch_size": 1, "grad_accum": 1, "max_steps": 1, "max_length": 384},
+    "eft": {"max_groups": 2, "min_examples": 1, "fallback": "unfiltered"},
+    "prompts": {"num_prompts": 2, "requests_per_round": 4, "max_new_tokens": 32},
+    "candidates": {"n": 2, "max_new_tokens": 24},
+    "judge": {"samples": 1, "max_new_tokens": 16, "max_prompt_tokens": 64, "max_response_tokens": 64},
+    "dpo": {"batch_size": 2, "grad_accum": 1, "max_steps": 1, "max_length": 256},
+    "iterations": {"M2": {"prev": "M1", "t": 1}},
+}
+
+
+@pytest.mark.slow
+def test_real_model_runs_the_loop(tmp_path):
+    repo = clone_repo(tmp_path, MINIMAL)
+    dvc(repo, "repro")
+    chain = json.loads(srlm(repo, "lineage", "models/M2", "--json").stdout)
+    assert [c["name"] for c in chain] == ["M2", "M1", "M0"]
+    rows = json.loads(srlm(repo, "sql", "select count(*) as n, count(score) as scored from judgements",
+                           "--format", "json").stdout)
+    assert rows[0]["n"] == rows[0]["scored"] > 0
+    pairs = json.loads(srlm(repo, "sql", "select count(*) as n from pairs", "--format", "json").stdout)
+    skipped = json.loads(srlm(repo, "sql", "select count(*) as n from skipped_pairs", "--format", "json").stdout)
+    assert pairs[0]["n"] + skipped[0]["n"] == 2
+    assert "ok:" in srlm(repo, "verify").stdout

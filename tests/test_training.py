@@ -1,0 +1,102 @@
+"""SFT and DPO wrappers: completion-only loss, the schedule, EFT selection, empty AIFT."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pytest
+
+from srlm_core import dpo, runtime, sft
+from srlm_core.eft import group_verdict, target
+from srlm_core.errors import SrlmError
+from srlm_core.params import parse_params
+from srlm_core.storage import write_json, write_parquet
+
+
+def test_prompt_tokens_carry_no_loss(tiny_srlm_model, tmp_path):
+    model, tokenizer, _ = runtime.load(tiny_srlm_model, for_training=True)
+    examples = sft.conversations(pa.table({"prompt": ["What is two plus two?"], "completion": ["It is 4."]}))
+    trainer = sft.build_trainer(model, tokenizer, examples, parse_params({}).sft, 0, tmp_path)
+    batch = trainer.data_collator([trainer.train_dataset[0]])
+    ids, labels = batch["input_ids"][0], batch["labels"][0]
+    labelled = tokenizer.decode(ids[labels != -100])
+    assert labelled.startswith("It is 4.")
+    assert "two plus two" in tokenizer.decode(ids[labels == -100])
+    assert "two plus two" not in labelled
+
+
+def test_schedule_is_the_papers(tiny_srlm_model, tmp_path):
+    params = parse_params({"sft": {"max_steps": 3, "batch_size": 1, "grad_accum": 1, "max_length": 64}})
+    examples = sft.conversations(pa.table({"prompt": [f"q{i}" for i in range(3)], "completion": ["a"] * 3}))
+    model, tokenizer, _ = runtime.load(tiny_srlm_model, for_training=True, dropout=0.1)
+    trainer = sft.build_trainer(model, tokenizer, examples, params.sft, 0, tmp_path)
+    assert trainer.args.per_device_train_batch_size * trainer.args.gradient_accumulation_steps == 1
+    assert model.config.attention_dropout == 0.1
+    trainer.train()
+    lrs = [row["learning_rate"] for row in trainer.state.log_history if "learning_rate" in row]
+    assert lrs[0] == pytest.approx(5.5e-6)
+    assert lrs[1] - lrs[2] == pytest.approx(lrs[0] - lrs[1])   # linear
+    assert lrs[2] > 1.1e-6
+
+
+def replies(*pairs):
+    return [{"human_rank": rank, "score": score} for rank, score in pairs]
+
+
+def test_group_kept_only_when_judge_orders_like_humans():
+    assert group_verdict(replies((0, 4.0), (1, 3.0), (2, 1.0))) is None
+    assert group_verdict(replies((0, 4.0), (1, 4.5))) == "disagrees"
+    assert group_verdict(replies((0, 3.0), (1, 3.0))) == "tie"
+    assert group_verdict(replies((0, None), (1, 3.0))) == "unparsed"
+
+
+def test_eft_target_ends_in_a_score():
+    assert target("Relevant and useful. Score:", 3.6) == "Relevant and useful. Score: 4"
+    assert target("Relevant.", 2.2) == "Relevant.\nScore: 2"
+    assert target("Fine. Score: 3 and more text", 3.0) == "Fine. Score: 3"
+
+
+def aift(tmp_path, rows):
+    folder = tmp_path / "aift"
+    schema = pa.schema([(c, pa.string()) for c in ("prompt_id", "prompt", "chosen", "rejected")])
+    write_parquet(pa.Table.from_pylist(rows, schema=schema), folder / "train.parquet")
+    write_json({"mode": "dpo", "skipped": {"tie": 2}, "judge_model": "j"}, folder / "summary.json")
+    return folder
+
+
+def test_zero_pairs_stop_clearly(tiny_srlm_model, tmp_path):
+    with pytest.raises(SrlmError, match=r"AIFT\(M1\) has no pairs .*dpo.allow_empty"):
+        dpo.run(parse_params({}), prev_dir=tiny_srlm_model, aift_dir=aift(tmp_path, []), out_dir=tmp_path / "M2",
+                metrics_dir=tmp_path / "metrics")
+    assert not (tmp_path / "M2").exists()
+
+
+def test_zero_pairs_carry_forward_when_allowed(tiny_srlm_model, tmp_path):
+    manifest = dpo.run(parse_params({"dpo": {"allow_empty": True}}), prev_dir=tiny_srlm_model,
+                       aift_dir=aift(tmp_path, []), out_dir=tmp_path / "M2", metrics_dir=tmp_path / "metrics")
+    assert manifest["carried_forward"] is True and manifest["parent"]["name"] == "M1"
+    assert json.loads((tmp_path / "metrics" / "train.json").read_text())["carried_forward"] == 1
+
+
+def test_dpo_writes_a_standalone_model(tiny_srlm_model, tmp_path):
+    rows = [{"prompt_id": str(i), "prompt": f"q{i}", "chosen": "good answer", "rejected": "bad"} for i in range(2)]
+    params = parse_params({"dpo": {"max_steps": 1, "batch_size": 2, "grad_accum": 1, "max_length": 64}})
+    manifest = dpo.run(params, prev_dir=tiny_srlm_model, aift_dir=aift(tmp_path, rows), out_dir=tmp_path / "M2",
+                       metrics_dir=tmp_path / "metrics")
+    assert manifest["training_data"]["name"] == "AIFT(M1)" and manifest["kind"] == "dpo-full"
+    metrics = json.loads((tmp_path / "metrics" / "train.json").read_text())
+    assert metrics["steps"] == 1 and "final_rewards_margins" in metrics
+    from transformers import AutoModelForCausalLM
+
+    assert AutoModelForCausalLM.from_pretrained(tmp_path / "M2").config.attention_dropout == 0.0
+
+
+def test_lora_is_merged(tiny_srlm_model, tmp_path):
+    params = parse_params({"sft": {"method": "lora", "max_steps": 1, "batch_size": 1, "grad_accum": 1,
+                                   "max_length": 64}})
+    examples = sft.conversations(pa.table({"prompt": ["q"], "completion": ["a"]}))
+    sft.train(name="S", base_dir=tiny_srlm_model, examples=examples, data_name="IFT", data_files=[],
+              cfg=params.sft, seed=0, out_dir=tmp_path / "S", metrics_dir=tmp_path / "m", params_record={})
+    names = {p.name for p in (tmp_path / "S").iterdir()}
+    assert "model.safetensors" in names and "adapter_config.json" not in names
