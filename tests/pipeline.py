@@ -26,7 +26,7 @@ def clone_repo(dest: Path, params: dict) -> Path:
             shutil.copy2(source, dest / rel)
     current = yaml.safe_load((dest / "params.yaml").read_text())
     for section, values in params.items():
-        if isinstance(values, dict):
+        if isinstance(values, dict) and section != "iterations":   # iterations: replaced, not merged
             current.setdefault(section, {}).update(values)
         else:
             current[section] = values

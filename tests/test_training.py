@@ -100,3 +100,53 @@ def test_lora_is_merged(tiny_srlm_model, tmp_path):
               cfg=params.sft, seed=0, out_dir=tmp_path / "S", metrics_dir=tmp_path / "m", params_record={})
     names = {p.name for p in (tmp_path / "S").iterdir()}
     assert "model.safetensors" in names and "adapter_config.json" not in names
+
+
+def test_positive_only_trains_with_sft(tiny_srlm_model, tmp_path):
+    folder = tmp_path / "aift"
+    write_parquet(pa.table({"prompt_id": ["1"], "prompt": ["q"], "completion": ["the best answer"],
+                            "score": [4.5]}), folder / "train.parquet")
+    write_json({"mode": "sft", "skipped": {}, "judge_model": "j"}, folder / "summary.json")
+    params = parse_params({"sft": {"max_steps": 1, "batch_size": 1, "grad_accum": 1, "max_length": 64}})
+    manifest = dpo.run(params, prev_dir=tiny_srlm_model, aift_dir=folder, out_dir=tmp_path / "M2",
+                       metrics_dir=tmp_path / "metrics")
+    assert manifest["kind"] == "sft-full" and manifest["positive_only"] is True
+    assert manifest["training_data"]["name"] == "AIFT(M1)"
+
+
+@pytest.fixture(scope="module")
+def seed_outputs(tmp_path_factory):
+    from conftest import SEED, SEED_EVAL
+    from srlm_core import seed_data
+
+    root = tmp_path_factory.mktemp("seed")
+    params = parse_params({"data": {"source": str(SEED), "eval_prompts": str(SEED_EVAL)}})
+    seed_data.run(params.data, root / "processed", root / "events")
+    return root
+
+
+def run_eft(tiny_srlm_model, seed_outputs, tmp_path, **eft):
+    from srlm_core import eft as eft_stage
+
+    params = parse_params({"eft": {"max_groups": 3, **eft},
+                           "judge": {"max_new_tokens": 4, "max_prompt_tokens": 32, "max_response_tokens": 32}})
+    return eft_stage.run(params, judge_dir=tiny_srlm_model, groups_path=seed_outputs / "processed" /
+                         "ranked_groups.parquet", events_root=tmp_path / "events", out_dir=tmp_path / "eft")
+
+
+def test_eft_too_few_examples_fails_when_asked(tiny_srlm_model, seed_outputs, tmp_path):
+    with pytest.raises(SrlmError, match=r"only \d+ EFT examples .*eft.min_examples is 1000"):
+        run_eft(tiny_srlm_model, seed_outputs, tmp_path, min_examples=1000, fallback="fail")
+    assert not (tmp_path / "eft").exists()
+
+
+def test_eft_fallback_is_recorded_down_to_m1(tiny_srlm_model, seed_outputs, tmp_path):
+    summary = run_eft(tiny_srlm_model, seed_outputs, tmp_path, min_examples=1000, fallback="ift_only")
+    assert summary["fallback"] == "ift_only" and summary["examples"] == 0
+    assert summary["judged_groups"] == 3 and summary["kept_groups"] + sum(summary["dropped_groups"].values()) == 3
+    params = parse_params({"sft": {"max_steps": 1, "batch_size": 1, "grad_accum": 1, "max_length": 64}})
+    manifest = sft.run(params, name="M1", base_dir=tiny_srlm_model, ift_path=seed_outputs / "processed" /
+                       "ift.parquet", eft_dir=tmp_path / "eft", out_dir=tmp_path / "M1x", metrics_dir=tmp_path / "m")
+    assert manifest["training_data"]["name"].startswith("IFT (EFT fallback") and manifest["eft_examples"] == 0
+    summary = run_eft(tiny_srlm_model, seed_outputs, tmp_path / "u", min_examples=1000, fallback="unfiltered")
+    assert summary["fallback"] == "unfiltered" and summary["examples"] > 0
