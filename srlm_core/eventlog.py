@@ -1,5 +1,8 @@
 """The append-only event log: Parquet files under <root>/<table>/iteration=<t>/.
 
+(Evaluation tables are partitioned by the evaluated model instead: <table>/model=<name>/;
+each event type names its partition column in PARTITION.)
+
 Each append writes one new file named by the sha256 of its bytes (so a changed byte is
 detectable from the name alone), atomically. A batch is all-or-nothing: any invalid row
 or an id already in the partition fails the whole batch and writes nothing. Files are
@@ -33,18 +36,19 @@ class EventLog:
     def __init__(self, root: Path | str = DEFAULT_ROOT):
         self.root = Path(root)
 
-    def partition(self, table: str, iteration: int) -> Path:
-        return self.root / table / f"iteration={iteration}"
+    def partition(self, table: str, iteration: int | str) -> Path:
+        """The folder of one partition: `iteration=<t>`, or `model=<name>` for evaluation tables."""
+        return self.root / table / f"{BY_TABLE[table].PARTITION}={iteration}"
 
     def append(self, events: Sequence[Event]) -> Path:
         """Write one batch of events of one type and one iteration; returns the new file."""
         if not events:
             raise EventLogError("refusing to append an empty batch")
         kind = type(events[0])
-        iteration = events[0].iteration
+        iteration = getattr(events[0], kind.PARTITION)
         for index, event in enumerate(events):
-            if type(event) is not kind or event.iteration != iteration:
-                raise EventLogError(f"batch row {index}: one batch holds one event type and one iteration")
+            if type(event) is not kind or getattr(event, kind.PARTITION) != iteration:
+                raise EventLogError(f"batch row {index}: one batch holds one event type and one {kind.PARTITION}")
             problems = event.problems()
             if problems:
                 raise EventLogError(f"{kind.TABLE} row {index}: {'; '.join(problems)}")
@@ -69,9 +73,9 @@ class EventLog:
 
     def files(self, table: str | None = None) -> list[Path]:
         tables = [table] if table else sorted(BY_TABLE)
-        return [p for t in tables for p in sorted((self.root / t).glob("iteration=*/part-*.parquet"))]
+        return [p for t in tables for p in sorted((self.root / t).glob(f"{BY_TABLE[t].PARTITION}=*/part-*.parquet"))]
 
-    def read(self, kind: type[Event], iteration: int | None = None) -> pa.Table:
+    def read(self, kind: type[Event], iteration: int | str | None = None) -> pa.Table:
         """All rows of a table (or one iteration), schema-checked, in file order."""
         paths = (sorted(self.partition(kind.TABLE, iteration).glob("part-*.parquet"))
                  if iteration is not None else self.files(kind.TABLE))

@@ -33,6 +33,7 @@ class Event:
     ID_FIELD: ClassVar[str]
     ID_FIELDS: ClassVar[tuple[str, ...]]
     SCHEMA_VERSION: ClassVar[int] = 1
+    PARTITION: ClassVar[str] = "iteration"   # the column whose value names the partition folder
 
     @classmethod
     def create(cls, **fields):
@@ -245,6 +246,33 @@ class ReplyJudged(Event):
     schema_version: int
 
 
+@dataclass(frozen=True)
+class RewardModelJudged(Event):
+    """Reward-modelling evaluation: a model judged one reply of a held-out human-ranked group."""
+
+    TABLE: ClassVar[str] = "rm_judgements"
+    ID_FIELD: ClassVar[str] = "judgement_id"
+    ID_FIELDS: ClassVar[tuple[str, ...]] = ("model", "reply_id", "model_hash", "template_hash", "sample_index",
+                                            "method", "seed", "sampling", "raw_output", "score")
+    PARTITION: ClassVar[str] = "model"
+
+    judgement_id: str
+    model: str
+    group_id: str
+    reply_id: str
+    human_rank: int
+    model_hash: str
+    sample_index: int
+    template_hash: str
+    raw_output: str
+    score: float | None
+    method: str
+    stage: str
+    seed: int | None
+    sampling: str | None
+    schema_version: int
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (PromptAdded, CandidateGenerated, JudgementRecorded, PairBuilt,
-                                        PromptRejected, PairSkipped, ReplyJudged)
+                                        PromptRejected, PairSkipped, ReplyJudged, RewardModelJudged)
 BY_TABLE: dict[str, type[Event]] = {cls.TABLE: cls for cls in EVENT_TYPES}

@@ -132,6 +132,12 @@ class DpoParams(Section):
     allow_empty: bool = Field(False, description="With zero pairs, carry Mt forward unchanged as M(t+1) (recorded) instead of failing.")
 
 
+class EvaluationParams(Section):
+    models: list[str] = Field(default_factory=lambda: ["SFT", "M1", "M2", "M3"],
+                              description="Models evaluated (SFT, M1 or keys of `iterations`); add new iterations here too.")
+    rm_max_groups: int = Field(10, gt=0, description="Held-out ranked groups judged per model (~3 replies, ~12 s each at 3 samples).")
+
+
 class Iteration(Section):
     prev: str = Field(description="The model Mt that writes, answers and judges in this iteration.")
     t: int = Field(gt=0, description="Iteration number; AIFT(Mt) events are stored under iteration=t.")
@@ -152,6 +158,7 @@ class Params(Section):
     judge: JudgeParams = JudgeParams()
     pairs: PairsParams = PairsParams()
     dpo: DpoParams = DpoParams()
+    evaluation: EvaluationParams = EvaluationParams()
     iterations: dict[str, Iteration] = Field(
         default_factory=_default_iterations,
         description="Models trained by the loop: name -> {prev, t}. M(t+1) is DPO on AIFT(Mt); add M4: {prev: M3, t: 3} for a third iteration.")
@@ -167,6 +174,10 @@ class Params(Section):
             if name in known or name in ("M0", "SFT"):
                 raise ValueError(f"iterations.{name}: the name is already taken")
             known.add(name)
+        unknown = [m for m in self.evaluation.models if m not in known | {"SFT"}]
+        if unknown:
+            raise ValueError(f"evaluation.models names {unknown}, which the pipeline does not train "
+                             f"(known: SFT, {', '.join(sorted(known))})")
         return self
 
 

@@ -18,9 +18,10 @@ SMALL = {
     "candidates": {"max_new_tokens": 16},
     "judge": {"samples": 2, "max_new_tokens": 12, "max_prompt_tokens": 48, "max_response_tokens": 48},
     "dpo": {"batch_size": 2, "grad_accum": 2, "max_length": 256},
+    "evaluation": {"rm_max_groups": 3},
 }
 LOOP_STAGES = ["sft_baseline", "eft", "sft", "prompts@M2", "candidates@M2", "judge@M2", "pairs@M2", "dpo@M2",
-               "dpo@M3"]
+               "dpo@M3", "rm_eval@M3"]
 
 
 @pytest.fixture(scope="module")
@@ -79,10 +80,15 @@ def test_lineage_from_m3_to_m0(repo):
     assert "ok:" in srlm(repo, "verify").stdout
 
 
-def test_training_metrics_are_dvc_metrics(repo):
+def test_training_and_evaluation_metrics_are_dvc_metrics(repo):
     shown = dvc(repo, "metrics", "show", "--json").stdout
     for name in ("SFT", "M1", "M2", "M3"):
-        assert f"metrics/{name}/train.json" in shown
+        assert f"metrics/{name}/train.json" in shown and f"metrics/{name}/rm_eval.json" in shown
+    rm = json.loads((repo / "metrics" / "M3" / "rm_eval.json").read_text())
+    assert rm["groups"] == 3 and 0 <= rm["pairwise_accuracy"] <= 1 and rm["parse_failure_rate"] == 0
+    rows = json.loads(srlm(repo, "sql", "select model, count(distinct reply_id) as replies from rm_judgements "
+                           "group by 1 order by 1", "--format", "json").stdout)
+    assert [r["model"] for r in rows] == ["M1", "M2", "M3", "SFT"] and rows[0]["replies"] == rm["replies"]
     m2 = json.loads((repo / "metrics" / "M2" / "train.json").read_text())
     assert "final_rewards_margins" in m2 and "final_rewards_accuracies" in m2
 

@@ -16,6 +16,7 @@ MINIMAL = {
     "judge": {"samples": 1, "max_new_tokens": 16, "max_prompt_tokens": 64, "max_response_tokens": 64},
     "dpo": {"batch_size": 2, "grad_accum": 1, "max_steps": 1, "max_length": 256},
     "iterations": {"M2": {"prev": "M1", "t": 1}},
+    "evaluation": {"models": ["SFT", "M1", "M2"], "rm_max_groups": 1},
 }
 
 
@@ -31,4 +32,6 @@ def test_real_model_runs_the_loop(tmp_path):
     pairs = json.loads(srlm(repo, "sql", "select count(*) as n from pairs", "--format", "json").stdout)
     skipped = json.loads(srlm(repo, "sql", "select count(*) as n from skipped_pairs", "--format", "json").stdout)
     assert pairs[0]["n"] + skipped[0]["n"] == 2
+    rm = json.loads((repo / "metrics" / "M2" / "rm_eval.json").read_text())
+    assert rm["groups"] == 1 and rm["parse_failure_rate"] == 0
     assert "ok:" in srlm(repo, "verify").stdout

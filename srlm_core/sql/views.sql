@@ -15,3 +15,5 @@ CREATE OR REPLACE VIEW skipped_pairs AS
   SELECT * FROM read_parquet('data/events/skipped_pairs/*/*.parquet', hive_partitioning = true, union_by_name = true);
 CREATE OR REPLACE VIEW reply_judgements AS
   SELECT * FROM read_parquet('data/events/reply_judgements/*/*.parquet', hive_partitioning = true, union_by_name = true);
+CREATE OR REPLACE VIEW rm_judgements AS
+  SELECT * FROM read_parquet('data/events/rm_judgements/*/*.parquet', hive_partitioning = true, union_by_name = true);

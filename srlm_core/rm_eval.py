@@ -1,0 +1,45 @@
+"""Stage `rm_eval@<model>`: the model judges every reply of the held-out (eval-split) ranked
+groups, k samples each as in training; the judgements go to the event log
+(`rm_judgements`, partition model=<name>) and the agreement metrics to a DVC metrics file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from . import rm_metrics, runtime
+from .errors import SrlmError
+from .eventlog import EventLog
+from .events import RewardModelJudged
+from .judging import make_judge, sampling_record
+from .params import Params
+from .storage import write_json
+
+STAGE = "rm_eval"
+
+
+def run(params: Params, *, model_dir: Path, groups_path: Path, events_root: Path, metrics_dir: Path) -> dict:
+    cfg, jcfg = params.evaluation, params.judge
+    rows = [g for g in pq.read_table(groups_path).to_pylist() if g["split"] == "eval"]
+    group_ids = list(dict.fromkeys(r["prompt_id"] for r in rows))[: cfg.rm_max_groups]
+    replies = [r for r in rows if r["prompt_id"] in set(group_ids)]
+    if not replies:
+        raise SrlmError(f"{groups_path}: no eval-split ranked groups to evaluate on; raise data.eval_fraction")
+    model, tokenizer, model_hash = runtime.load(model_dir)
+    judge = make_judge(model, tokenizer, jcfg)
+    seed = params.seed + 9
+    results = judge.judge([(r["prompt"], r["reply"]) for r in replies], seed=seed, batch_size=jcfg.batch_size,
+                          label=f"{model_dir.name}: judging {len(replies)} held-out replies x {jcfg.samples}")
+    record = sampling_record(judge, jcfg)
+    events = [RewardModelJudged.create(model=model_dir.name, group_id=r["prompt_id"], reply_id=r["reply_id"],
+                                       human_rank=r["rank"], model_hash=model_hash, sample_index=i,
+                                       template_hash=judge.template.hash, raw_output=j.raw_output, score=j.score,
+                                       method=jcfg.method, stage=STAGE, seed=seed, sampling=record)
+              for r, samples in zip(replies, results) for i, j in enumerate(samples)]
+    EventLog(events_root).append(events)
+    metrics = rm_metrics.compute([{"group_id": r["prompt_id"], "reply_id": r["reply_id"], "human_rank": r["rank"],
+                                   "samples": [j.score for j in samples]} for r, samples in zip(replies, results)])
+    metrics = {"model": model_dir.name, "method": jcfg.method, "samples": jcfg.samples, **metrics}
+    write_json(metrics, metrics_dir / "rm_eval.json")
+    return metrics

@@ -1,0 +1,87 @@
+"""Reward-modelling metrics: how well a judge's scores agree with human rankings.
+
+Definitions (also in docs/metrics.md). Input: per reply of a held-out group its human rank
+(0 = best) and the judge's samples (None = parse failure). A reply's score is the mean of
+its valid samples; a reply with none is unscored.
+  pairwise_accuracy  over all reply pairs of a group with different human ranks: the share
+                     the judge scores strictly in the human order. A judge tie or an
+                     unscored reply counts as not agreeing (tie_rate reports the ties).
+  exact_match        share of groups in which every such pair agrees.
+  spearman, kendall  per group, between judge score and human preference (-rank), over its
+                     scored replies; a group where that is undefined (fewer than 2 scored
+                     replies, or all scores equal) counts as 0; then the mean over groups.
+                     Kendall is tau-b.
+  top_scored_5       share of human top-ranked replies whose score rounds to 5 (>= 4.5).
+  parse_failure_rate share of judge samples without a valid score.
+  score_histogram    samples by score rounded to a whole point, 0..5.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import defaultdict
+
+from scipy import stats
+
+
+def reply_scores(samples: list[float | None]) -> float | None:
+    valid = [s for s in samples if s is not None]
+    return sum(valid) / len(valid) if valid else None
+
+
+def _correlation(fn, xs: list[float], ys: list[float]) -> float:
+    if len(xs) < 2 or len(set(xs)) < 2 or len(set(ys)) < 2:
+        return 0.0
+    value = fn(xs, ys).statistic
+    return 0.0 if math.isnan(value) else float(value)
+
+
+def compute(rows: list[dict]) -> dict:
+    """rows: {group_id, reply_id, human_rank, samples: [score | None, ...]} -> metrics."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        groups[row["group_id"]].append({**row, "score": reply_scores(row["samples"])})
+    pairs = agree = ties = exact = 0
+    spearman, kendall = [], []
+    tops = tops_5 = 0
+    for replies in groups.values():
+        group_pairs = group_agree = 0
+        for a, b in itertools.combinations(replies, 2):
+            if a["human_rank"] == b["human_rank"]:
+                continue
+            better, worse = (a, b) if a["human_rank"] < b["human_rank"] else (b, a)
+            group_pairs += 1
+            if better["score"] is not None and worse["score"] is not None:
+                if better["score"] > worse["score"]:
+                    group_agree += 1
+                elif better["score"] == worse["score"]:
+                    ties += 1
+        pairs += group_pairs
+        agree += group_agree
+        exact += group_pairs > 0 and group_agree == group_pairs
+        scored = [r for r in replies if r["score"] is not None]
+        xs, ys = [r["score"] for r in scored], [-r["human_rank"] for r in scored]
+        spearman.append(_correlation(stats.spearmanr, xs, ys))
+        kendall.append(_correlation(stats.kendalltau, xs, ys))
+        best = min(r["human_rank"] for r in replies)
+        for r in replies:
+            if r["human_rank"] == best:
+                tops += 1
+                tops_5 += r["score"] is not None and r["score"] >= 4.5
+    samples = [s for row in rows for s in row["samples"]]
+    valid = [s for s in samples if s is not None]
+    histogram = {str(point): 0 for point in range(6)}
+    for s in valid:
+        histogram[str(min(5, max(0, int(math.floor(s + 0.5)))))] += 1
+    return {
+        "groups": len(groups), "replies": len(rows), "pairs": pairs,
+        "pairwise_accuracy": agree / pairs if pairs else None,
+        "tie_rate": ties / pairs if pairs else None,
+        "exact_match": exact / len(groups) if groups else None,
+        "spearman": sum(spearman) / len(spearman) if spearman else None,
+        "kendall": sum(kendall) / len(kendall) if kendall else None,
+        "top_scored_5": tops_5 / tops if tops else None,
+        "parse_failure_rate": 1 - len(valid) / len(samples) if samples else None,
+        "score_histogram": histogram,
+    }

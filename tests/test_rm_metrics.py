@@ -1,0 +1,38 @@
+"""Reward-modelling metrics on hand-made groups with known answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from srlm_core.rm_metrics import compute
+
+
+def group(gid, *replies):
+    return [{"group_id": gid, "reply_id": f"{gid}{i}", "human_rank": rank, "samples": samples}
+            for i, (rank, samples) in enumerate(replies)]
+
+
+def test_perfect_judge():
+    rows = group("a", (0, [5, 5]), (1, [3, 4]), (2, [1, 1])) + group("b", (0, [4.6]), (1, [2]))
+    m = compute(rows)
+    assert m["pairwise_accuracy"] == 1 and m["exact_match"] == 1
+    assert m["spearman"] == pytest.approx(1) and m["kendall"] == pytest.approx(1)
+    assert m["top_scored_5"] == 1 and m["parse_failure_rate"] == 0
+    assert m["score_histogram"] == {"0": 0, "1": 2, "2": 1, "3": 1, "4": 1, "5": 3}
+
+
+def test_reversed_ties_and_failures():
+    rows = (group("a", (0, [1]), (1, [3]), (2, [5]))        # fully reversed: 0 of 3 pairs
+            + group("b", (0, [3]), (1, [3]))                 # tie: 0 of 1, tie counted
+            + group("c", (0, [None, 4]), (1, [None, None]))) # unscored reply: 0 of 1
+    m = compute(rows)
+    assert m["pairs"] == 5 and m["pairwise_accuracy"] == 0 and m["exact_match"] == 0
+    assert m["tie_rate"] == pytest.approx(1 / 5)
+    assert m["spearman"] == pytest.approx(-1 / 3) and m["kendall"] == pytest.approx(-1 / 3)  # b, c undefined -> 0
+    assert m["parse_failure_rate"] == pytest.approx(3 / 9)
+    assert m["top_scored_5"] == 0
+
+
+def test_equal_human_ranks_are_not_pairs():
+    m = compute(group("a", (0, [5]), (0, [1]), (1, [0])))
+    assert m["pairs"] == 2 and m["pairwise_accuracy"] == 1
