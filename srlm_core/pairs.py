@@ -1,8 +1,9 @@
 """Stage `pairs`: AIFT(Mt) from the judgements of iteration t, selected in DuckDB SQL.
 
-Writes PairBuilt / PairSkipped events and the training data `<out>/train.parquet`:
-(prompt, chosen, rejected) for DPO, or (prompt, completion) with the top responses when
-`pairs.positive_only` is set (the paper's ablation).
+Writes PairBuilt / PairSkipped events, every candidate's score (mean of its valid judge
+samples), spread and valid-sample count to `<out>/candidate_scores.parquet`, and the
+training data `<out>/train.parquet`: (prompt, chosen, rejected) for DPO, or (prompt,
+completion) with the top responses when `pairs.positive_only` is set (the paper's ablation).
 """
 
 from __future__ import annotations
@@ -22,16 +23,20 @@ from .storage import write_json, write_parquet
 
 STAGE = "pairs"
 SQL = Path(__file__).parent / "sql" / "pairs.sql"
+SCORES_SQL = Path(__file__).parent / "sql" / "candidate_scores.sql"
 
 
-def select(events: EventLog, iteration: int, min_margin: float) -> list[dict]:
-    """One row per prompt of the iteration: its best and worst candidate and why it gives no pair."""
+def select(events: EventLog, iteration: int, min_margin: float) -> tuple[list[dict], pa.Table]:
+    """(one row per prompt of the iteration: its best and worst candidate and why it gives no
+    pair; every candidate's score, spread and valid samples)."""
     con = duckdb.connect(config={"threads": 1})   # one thread: float sums in a fixed order
     for kind in (PromptAdded, CandidateGenerated, JudgementRecorded):
         con.register(kind.TABLE, events.read(kind, iteration))
+    con.execute(f"create view candidate_scores as {SCORES_SQL.read_text()}")
+    scores = con.sql("select * from candidate_scores").to_arrow_table()
     cursor = con.execute(SQL.read_text(), {"min_margin": min_margin})
     columns = [d[0] for d in cursor.description]
-    return [dict(zip(columns, row)) for row in cursor.fetchall()]
+    return [dict(zip(columns, row)) for row in cursor.fetchall()], scores
 
 
 def run(params: Params, *, iteration: int, events_root: Path, out_dir: Path) -> dict:
@@ -42,7 +47,7 @@ def run(params: Params, *, iteration: int, events_root: Path, out_dir: Path) -> 
         raise SrlmError(f"{events.partition(JudgementRecorded.TABLE, iteration)}: expected judgements by one "
                         f"model, found {len(judged_by) or 'none'}; re-run the judge stage")
     model_hash = judged_by.pop()
-    rows = select(events, iteration, cfg.min_margin)
+    rows, scores = select(events, iteration, cfg.min_margin)
     common = dict(iteration=iteration, model_hash=model_hash, stage=STAGE, seed=None, sampling=None)
     pairs = [PairBuilt.create(prompt_id=r["prompt_id"], chosen_id=r["chosen_id"], rejected_id=r["rejected_id"],
                               chosen_score=r["chosen_score"], rejected_score=r["rejected_score"],
@@ -72,6 +77,7 @@ def run(params: Params, *, iteration: int, events_root: Path, out_dir: Path) -> 
         reasons[s.reason] = reasons.get(s.reason, 0) + 1
     with staging(out_dir) as tmp:
         write_parquet(train, tmp / "train.parquet")
+        write_parquet(scores, tmp / "candidate_scores.parquet")
         summary = {"iteration": iteration, "mode": "sft" if cfg.positive_only else "dpo", "judge_model": model_hash,
                    "prompts": len(rows), "pairs": len(pairs), "skipped": reasons,
                    "train_sha256": sha256_file(tmp / "train.parquet"), "min_margin": cfg.min_margin}

@@ -58,6 +58,10 @@ def test_pairs_and_skips(tmp_path, log):
     assert summary["pairs"] == 1 and summary["skipped"] == {"tie": 1, "too_few_judged": 1, "below_margin": 1}
     train = pq.read_table(tmp_path / "aift" / "train.parquet").to_pylist()
     assert train[0]["chosen"] == "clear answer 0" and train[0]["rejected"] == "clear answer 1"
+    scores = pq.read_table(tmp_path / "aift" / "candidate_scores.parquet").to_pylist()
+    assert len(scores) == 16 and {s["samples"] for s in scores} >= {1, 2, 3}
+    unscored = [s for s in scores if s["valid_samples"] == 0]
+    assert len(unscored) == 3 and all(s["score"] is None for s in unscored)
 
 
 def test_without_margin_a_small_gap_is_a_pair(tmp_path, log):

@@ -1,15 +1,11 @@
 -- AIFT(Mt): per prompt, the highest- vs lowest-scored candidate (ties broken by candidate_id).
--- A candidate's score is the mean of its valid (non-NULL) judge samples; spread = population stddev.
--- Parameters: $min_margin. Views expected: prompts, candidates, judgements (one iteration each).
+-- Candidate scores come from candidate_scores.sql.
+-- Parameters: $min_margin. Views expected: prompts, candidates, candidate_scores (one iteration each).
 with scored as (
-    select c.candidate_id, c.prompt_id, c.text,
-           avg(j.score) as score,
-           coalesce(stddev_pop(j.score), 0) as spread,
-           count(j.score) as n_valid
-    from candidates c join judgements j using (candidate_id)
-    group by c.candidate_id, c.prompt_id, c.text
+    select c.candidate_id, c.prompt_id, c.text, s.score, s.spread, s.valid_samples
+    from candidates c join candidate_scores s using (candidate_id)
 ),
-valid as (select * from scored where n_valid > 0),
+valid as (select * from scored where valid_samples > 0),
 ranked as (
     select *,
            row_number() over (partition by prompt_id order by score desc, candidate_id) as top_rank,
