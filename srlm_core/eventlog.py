@@ -65,6 +65,13 @@ class EventLog:
         data = parquet_bytes(pa.Table.from_pylist(rows, schema=kind.arrow_schema()))
         return atomic_write_bytes(folder / f"part-{sha256_bytes(data)}.parquet", data)
 
+    def append_partition(self, kind: type[Event], iteration: int | str, events: Sequence[Event]) -> None:
+        """Write a stage's whole output for one partition: the folder exists (a DVC output)
+        even when there are no events, e.g. no rejected prompts."""
+        self.partition(kind.TABLE, iteration).mkdir(parents=True, exist_ok=True)
+        if events:
+            self.append(events)
+
     def _ids(self, kind: type[Event], folder: Path) -> set[str]:
         found: set[str] = set()
         for path in sorted(folder.glob("part-*.parquet")):

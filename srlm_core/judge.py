@@ -14,6 +14,7 @@ Only generated text is parsed, never the prompt, which contains the candidate.
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,8 +82,9 @@ class Template:
         return head + shared, rest + tail
 
 
+@functools.lru_cache(maxsize=8)
 def chat_wrapper(tokenizer) -> tuple[str, str]:
-    """The chat template's text before and after a single user message."""
+    """The chat template's text before and after a single user message (rendered once per tokenizer)."""
     marker = "\x00srlm\x00"
     text = tokenizer.apply_chat_template([{"role": "user", "content": marker}], tokenize=False,
                                          add_generation_prompt=True)
@@ -126,16 +128,16 @@ class Judge:
                             f"(it is {len(ids)}); use judge.method: text")
         return ids[0]
 
+    def _parts(self, prompt: str, response: str) -> tuple[str, str]:
+        return self.template.split(self.tok, clip(self.tok, prompt, self.max_prompt_tokens),
+                                   clip(self.tok, response, self.max_response_tokens))
+
     def prompt_text(self, prompt: str, response: str) -> str:
         """The full judge prompt (chat-formatted), as the model sees it."""
-        prefix, suffix = self.template.split(self.tok, clip(self.tok, prompt, self.max_prompt_tokens),
-                                             clip(self.tok, response, self.max_response_tokens))
-        return prefix + suffix
+        return "".join(self._parts(prompt, response))
 
     def suffix_ids(self, prompt: str, response: str) -> list[int]:
-        _, suffix = self.template.split(self.tok, clip(self.tok, prompt, self.max_prompt_tokens),
-                                        clip(self.tok, response, self.max_response_tokens))
-        return self._encode(suffix)
+        return self._encode(self._parts(prompt, response)[1])
 
     def judge(self, items: Sequence[tuple[str, str]], *, seed: int, batch_size: int,
               label: str = "judging") -> list[list[Judgement]]:

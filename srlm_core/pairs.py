@@ -8,6 +8,7 @@ completion) with the top responses when `pairs.positive_only` is set (the paper'
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import duckdb
@@ -68,13 +69,9 @@ def run(params: Params, *, iteration: int, events_root: Path, out_dir: Path) -> 
         train = pa.Table.from_pylist([{c: r[c] for c in columns} for r in kept],
                                      schema=pa.schema([(c, pa.float64() if c.endswith("score") else pa.string())
                                                        for c in columns]))
-    for kind, batch in ((PairBuilt, pairs), (PairSkipped, skipped)):
-        events.partition(kind.TABLE, iteration).mkdir(parents=True, exist_ok=True)
-        if batch:
-            events.append(batch)
-    reasons: dict[str, int] = {}
-    for s in skipped:
-        reasons[s.reason] = reasons.get(s.reason, 0) + 1
+    events.append_partition(PairBuilt, iteration, pairs)
+    events.append_partition(PairSkipped, iteration, skipped)
+    reasons = dict(Counter(s.reason for s in skipped))
     with staging(out_dir) as tmp:
         write_parquet(train, tmp / "train.parquet")
         write_parquet(scores, tmp / "candidate_scores.parquet")

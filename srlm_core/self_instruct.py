@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,10 +129,5 @@ def run(params: Params, *, iteration: int, generator_dir: Path, ift_path: Path, 
     if len(kept) < cfg.num_prompts:
         log.warning("only %d of %d prompts passed the filters", len(kept), cfg.num_prompts)
     events.append(kept)
-    events.partition(PromptRejected.TABLE, iteration).mkdir(parents=True, exist_ok=True)
-    if rejected:
-        events.append(rejected)
-    reasons: dict[str, int] = {}
-    for r in rejected:
-        reasons[r.reason] = reasons.get(r.reason, 0) + 1
-    return {"kept": len(kept), "rejected": len(rejected), "reasons": reasons}
+    events.append_partition(PromptRejected, iteration, rejected)
+    return {"kept": len(kept), "rejected": len(rejected), "reasons": dict(Counter(r.reason for r in rejected))}
