@@ -273,6 +273,63 @@ class RewardModelJudged(Event):
     schema_version: int
 
 
+@dataclass(frozen=True)
+class EvalAnswerGenerated(Event):
+    """Instruction-following evaluation: a model answered one held-out prompt."""
+
+    TABLE: ClassVar[str] = "eval_answers"
+    ID_FIELD: ClassVar[str] = "answer_id"
+    ID_FIELDS: ClassVar[tuple[str, ...]] = ("model", "prompt_id", "model_hash", "seed", "sampling", "text")
+    PARTITION: ClassVar[str] = "model"
+
+    answer_id: str
+    model: str
+    prompt_id: str
+    model_hash: str
+    text: str
+    num_tokens: int
+    finish_reason: str
+    stage: str
+    seed: int | None
+    sampling: str | None
+    schema_version: int
+
+
+@dataclass(frozen=True)
+class GamePlayed(Event):
+    """One head-to-head game: the evaluator compared model a's and model b's answers to one
+    prompt in both orders (ab: a's answer shown as Response A; ba: shown as Response B).
+    A verdict names the preferred position (A/B) or is NULL when it could not be read; the
+    outcome is a or b only when both orders prefer the same model, else tie."""
+
+    TABLE: ClassVar[str] = "h2h_games"
+    ID_FIELD: ClassVar[str] = "game_id"
+    ID_FIELDS: ClassVar[tuple[str, ...]] = ("matchup", "answer_a_id", "answer_b_id", "evaluator", "evaluator_hash",
+                                            "template_hash", "raw_ab", "raw_ba")
+    PARTITION: ClassVar[str] = "matchup"
+
+    game_id: str
+    matchup: str
+    prompt_id: str
+    model_a: str
+    model_b: str
+    answer_a_id: str
+    answer_b_id: str
+    evaluator: str
+    evaluator_hash: str
+    template_hash: str
+    raw_ab: str
+    verdict_ab: str | None
+    raw_ba: str
+    verdict_ba: str | None
+    outcome: str
+    stage: str
+    seed: int | None
+    sampling: str | None
+    schema_version: int
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (PromptAdded, CandidateGenerated, JudgementRecorded, PairBuilt,
-                                        PromptRejected, PairSkipped, ReplyJudged, RewardModelJudged)
+                                        PromptRejected, PairSkipped, ReplyJudged, RewardModelJudged,
+                                        EvalAnswerGenerated, GamePlayed)
 BY_TABLE: dict[str, type[Event]] = {cls.TABLE: cls for cls in EVENT_TYPES}

@@ -6,6 +6,7 @@ naming the key, the value and what is allowed, instead of being silently ignored
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -13,6 +14,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import SrlmError
+
+
+MATCHUP_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 class Section(BaseModel):
@@ -132,10 +136,71 @@ class DpoParams(Section):
     allow_empty: bool = Field(False, description="With zero pairs, carry Mt forward unchanged as M(t+1) (recorded) instead of failing.")
 
 
+class AnswersParams(Section):
+    max_prompts: int = Field(16, gt=0, description="Held-out prompts each evaluated model answers (the first ones by id).")
+    max_new_tokens: int = Field(128, gt=0, description="Token limit of an answer.")
+    temperature: float = Field(0.7, ge=0, description="Sampling temperature of the answers (0: greedy).")
+    top_p: float = Field(0.9, gt=0, le=1, description="Nucleus sampling of the answers.")
+    batch_size: int = Field(8, gt=0, description="Prompts answered together.")
+
+
+class EvaluatorParams(Section):
+    kind: Literal["local", "endpoint"] = Field(
+        "local", description="local: a checkpoint under models/ reads its verdict from next-token probabilities; "
+        "endpoint: any OpenAI-compatible chat-completions server.")
+    model: str = Field("M0", description="local: the folder under models/ (M0, the never-trained base, keeps "
+                       "the evaluator fixed across iterations).")
+    base_url: str | None = Field(None, description="endpoint: base URL, e.g. https://api.openai.com/v1.")
+    endpoint_model: str | None = Field(None, description="endpoint: the model name sent to the server, e.g. gpt-4o.")
+    api_key_env: str = Field("OPENAI_API_KEY", description="endpoint: environment variable holding the API key.")
+    template: str = Field("srlm_core/templates/h2h_pairwise_v1.txt",
+                          description="Pairwise prompt with {prompt}, {response_a}, {response_b}; asks for [[A]] or [[B]].")
+    max_prompt_tokens: int = Field(128, gt=0, description="The question is cut to this many tokens in the evaluator prompt.")
+    max_response_tokens: int = Field(192, gt=0, description="Each answer is cut to this many tokens in the evaluator prompt.")
+    max_tokens: int = Field(512, gt=0, description="endpoint: completion token limit of a verdict.")
+    timeout_s: float = Field(120.0, gt=0, description="endpoint: seconds per request before it fails.")
+    batch_size: int = Field(8, gt=0, description="local: evaluator prompts per forward pass.")
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> "EvaluatorParams":
+        if self.kind == "endpoint" and not (self.base_url and self.endpoint_model):
+            raise ValueError("evaluation.evaluator: kind endpoint needs base_url and endpoint_model")
+        return self
+
+
+class Matchup(Section):
+    a: str = Field(description="The model whose win rate is reported.")
+    b: str = Field(description="Its opponent.")
+
+
+def _default_matchups() -> dict[str, Matchup]:
+    pairs = [("M1", "SFT"), ("M2", "M1"), ("M2", "SFT"), ("M3", "M2"), ("M3", "SFT")]
+    return {f"{a}_vs_{b}": Matchup(a=a, b=b) for a, b in pairs}
+
+
 class EvaluationParams(Section):
     models: list[str] = Field(default_factory=lambda: ["SFT", "M1", "M2", "M3"],
                               description="Models evaluated (SFT, M1 or keys of `iterations`); add new iterations here too.")
     rm_max_groups: int = Field(10, gt=0, description="Held-out ranked groups judged per model (~3 replies, ~12 s each at 3 samples).")
+    answers: AnswersParams = AnswersParams()
+    evaluator: EvaluatorParams = EvaluatorParams()
+    matchups: dict[str, Matchup] = Field(
+        default_factory=_default_matchups,
+        description="Head-to-head games: name -> {a, b}, both in `models`; the name is the stage and partition key. "
+        "Default: each Mt against M(t-1) and against SFT.")
+    bootstrap: int = Field(2000, gt=0, description="Bootstrap resamples of the games for the win rate's 95% interval.")
+
+    @model_validator(mode="after")
+    def _matchups(self) -> "EvaluationParams":
+        for name, m in self.matchups.items():
+            if not MATCHUP_NAME.fullmatch(name):
+                raise ValueError(f"evaluation.matchups.{name}: use letters, digits, '_', '-' or '.' in the name")
+            for side in (m.a, m.b):
+                if side not in self.models:
+                    raise ValueError(f"evaluation.matchups.{name} names {side!r}, which is not in evaluation.models")
+            if m.a == m.b:
+                raise ValueError(f"evaluation.matchups.{name}: a model cannot play itself")
+        return self
 
 
 class Iteration(Section):

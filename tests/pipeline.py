@@ -25,16 +25,25 @@ def clone_repo(dest: Path, params: dict) -> Path:
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, dest / rel)
     current = yaml.safe_load((dest / "params.yaml").read_text())
-    for section, values in params.items():
-        if isinstance(values, dict) and section != "iterations":   # iterations: replaced, not merged
-            current.setdefault(section, {}).update(values)
-        else:
-            current[section] = values
-    (dest / "params.yaml").write_text(yaml.safe_dump(current, sort_keys=False))
+    (dest / "params.yaml").write_text(yaml.safe_dump(merge(current, params), sort_keys=False))
     git(dest, "init", "-q")
     git(dest, "add", "-A")
     git(dest, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "test copy")
     return dest
+
+
+REPLACED = {"iterations", "matchups"}   # collections of named entries: an override replaces them whole
+
+
+def merge(base: dict, override: dict) -> dict:
+    """params.yaml with `override` merged in, section by section and key by key."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in REPLACED:
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def git(cwd: Path, *args: str) -> str:

@@ -18,10 +18,11 @@ SMALL = {
     "candidates": {"max_new_tokens": 16},
     "judge": {"samples": 2, "max_new_tokens": 12, "max_prompt_tokens": 48, "max_response_tokens": 48},
     "dpo": {"batch_size": 2, "grad_accum": 2, "max_length": 256},
-    "evaluation": {"rm_max_groups": 3},
+    "evaluation": {"rm_max_groups": 3, "answers": {"max_prompts": 4, "max_new_tokens": 16},
+                   "evaluator": {"max_prompt_tokens": 48, "max_response_tokens": 48}},
 }
 LOOP_STAGES = ["sft_baseline", "eft", "sft", "prompts@M2", "candidates@M2", "judge@M2", "pairs@M2", "dpo@M2",
-               "dpo@M3", "rm_eval@M3"]
+               "dpo@M3", "rm_eval@M3", "answers@M3", "h2h@M3_vs_M2"]
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +92,26 @@ def test_training_and_evaluation_metrics_are_dvc_metrics(repo):
     assert [r["model"] for r in rows] == ["M1", "M2", "M3", "SFT"] and rows[0]["replies"] == rm["replies"]
     m2 = json.loads((repo / "metrics" / "M2" / "train.json").read_text())
     assert "final_rewards_margins" in m2 and "final_rewards_accuracies" in m2
+
+
+def test_head_to_head_games_are_logged_and_summarised(repo):
+    shown = dvc(repo, "metrics", "show", "--json").stdout
+    for name in ("M1_vs_SFT", "M2_vs_M1", "M2_vs_SFT", "M3_vs_M2", "M3_vs_SFT"):
+        assert f"metrics/h2h/{name}.json" in shown
+    m = json.loads((repo / "metrics" / "h2h" / "M3_vs_M2.json").read_text())
+    assert (m["a"], m["b"], m["games"], m["evaluator"]) == ("M3", "M2", 4, "local:M0")
+    assert m["wins"] + m["ties"] + m["losses"] == 4
+    assert m["win_rate_ci95_low"] <= m["win_rate"] <= m["win_rate_ci95_high"]
+    games = json.loads(srlm(repo, "sql", """
+        select g.outcome, g.verdict_ab, g.verdict_ba, g.evaluator_hash, a.model as answered_by
+        from h2h_games g join eval_answers a on a.answer_id = g.answer_a_id
+        where g.matchup = 'M3_vs_M2' order by g.prompt_id""", "--format", "json").stdout)
+    m0 = json.loads((repo / "models" / "M0" / "manifest.json").read_text())["hash"]
+    assert len(games) == 4 and all(g["answered_by"] == "M3" and g["evaluator_hash"] == m0 for g in games)
+    assert sum(g["outcome"] == "a" for g in games) == m["wins"]
+    answers = json.loads(srlm(repo, "sql", "select model, count(*) as n from eval_answers group by 1 order by 1",
+                              "--format", "json").stdout)
+    assert answers == [{"model": n, "n": 4} for n in ("M1", "M2", "M3", "SFT")]
 
 
 @pytest.mark.parametrize("stage", LOOP_STAGES)

@@ -16,7 +16,9 @@ MINIMAL = {
     "judge": {"samples": 1, "max_new_tokens": 16, "max_prompt_tokens": 64, "max_response_tokens": 64},
     "dpo": {"batch_size": 2, "grad_accum": 1, "max_steps": 1, "max_length": 256},
     "iterations": {"M2": {"prev": "M1", "t": 1}},
-    "evaluation": {"models": ["SFT", "M1", "M2"], "rm_max_groups": 1},
+    "evaluation": {"models": ["SFT", "M1", "M2"], "rm_max_groups": 1,
+                   "answers": {"max_prompts": 2, "max_new_tokens": 24},
+                   "matchups": {"M2_vs_M1": {"a": "M2", "b": "M1"}}},
 }
 
 
@@ -34,4 +36,6 @@ def test_real_model_runs_the_loop(tmp_path):
     assert pairs[0]["n"] + skipped[0]["n"] == 2
     rm = json.loads((repo / "metrics" / "M2" / "rm_eval.json").read_text())
     assert rm["groups"] == 1 and rm["parse_failure_rate"] == 0
+    h2h = json.loads((repo / "metrics" / "h2h" / "M2_vs_M1.json").read_text())
+    assert h2h["games"] == 2 and h2h["evaluator"] == "local:M0"
     assert "ok:" in srlm(repo, "verify").stdout

@@ -17,3 +17,7 @@ CREATE OR REPLACE VIEW reply_judgements AS
   SELECT * FROM read_parquet('data/events/reply_judgements/*/*.parquet', hive_partitioning = true, union_by_name = true);
 CREATE OR REPLACE VIEW rm_judgements AS
   SELECT * FROM read_parquet('data/events/rm_judgements/*/*.parquet', hive_partitioning = true, union_by_name = true);
+CREATE OR REPLACE VIEW eval_answers AS
+  SELECT * FROM read_parquet('data/events/eval_answers/*/*.parquet', hive_partitioning = true, union_by_name = true);
+CREATE OR REPLACE VIEW h2h_games AS
+  SELECT * FROM read_parquet('data/events/h2h_games/*/*.parquet', hive_partitioning = true, union_by_name = true);

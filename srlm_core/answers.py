@@ -1,0 +1,45 @@
+"""Stage `answers@<model>`: the model answers the held-out evaluation prompts (one sample each,
+the same seed for every model), for the head-to-head games."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import runtime
+from .errors import SrlmError
+from .eventlog import EventLog
+from .events import EvalAnswerGenerated, PromptAdded, sampling_json
+from .generation import Sampling, sample
+from .judge import chat_prompt_ids
+from .params import Params
+
+STAGE = "answers"
+
+
+def eval_prompts(events: EventLog, limit: int) -> list[dict]:
+    """The first `limit` held-out prompts by id (the seed stage logs them under iteration 0)."""
+    rows = [p for p in events.read(PromptAdded, 0).to_pylist() if p["source"] == "eval"]
+    if not rows:
+        raise SrlmError(f"{events.partition(PromptAdded.TABLE, 0)}: no held-out eval prompts; "
+                        "set data.eval_prompts in params.yaml and re-run the seed stage")
+    return sorted(rows, key=lambda p: p["prompt_id"])[:limit]
+
+
+def run(params: Params, *, model_dir: Path, events_root: Path) -> dict:
+    cfg = params.evaluation.answers
+    events = EventLog(events_root)
+    prompts = eval_prompts(events, cfg.max_prompts)
+    model, tokenizer, model_hash = runtime.load(model_dir)
+    sampling = Sampling(cfg.temperature, cfg.top_p, cfg.max_new_tokens)
+    record = sampling_json(sampling.record(n=1))
+    seed = params.seed + 7
+    outputs = sample(model, tokenizer, [chat_prompt_ids(tokenizer, p["text"]) for p in prompts], n=1,
+                     sampling=sampling, seed=seed, batch_size=cfg.batch_size,
+                     label=f"{model_dir.name}: answering {len(prompts)} held-out prompts")
+    rows = [EvalAnswerGenerated.create(model=model_dir.name, prompt_id=p["prompt_id"], model_hash=model_hash,
+                                       text=s.text, num_tokens=s.num_tokens, finish_reason=s.finish_reason,
+                                       stage=STAGE, seed=seed, sampling=record)
+            for p, (s,) in zip(prompts, outputs)]
+    events.append_partition(EvalAnswerGenerated, model_dir.name, rows)
+    return {"answers": len(rows), "cut_at_max_tokens": sum(r.finish_reason == "length" for r in rows),
+            "mean_chars": sum(len(r.text) for r in rows) / len(rows)}

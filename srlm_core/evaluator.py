@@ -1,0 +1,162 @@
+"""The fixed evaluator of head-to-head games: which of two answers to one prompt is better.
+
+local     a checkpoint under models/ (default M0, never trained) reads its verdict from the
+          next-token probabilities after the forced opening `[[` of its reply: A when
+          P(A) > P(B), B when lower, none when equal. Deterministic, no sampling.
+endpoint  any OpenAI-compatible chat-completions server at temperature 0; the verdict is
+          the last `[[A]]` or `[[B]]` of the reply, none when there is neither.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from . import runtime
+from .errors import SrlmError
+from .generation import chunks, left_pad, progress
+from .hashing import sha256_bytes
+from .judge import PACKAGE_ROOT, chat_prompt_ids, clip
+from .params import EvaluatorParams
+
+VERDICT = re.compile(r"\[\[([AB])\]\]")
+PLACEHOLDERS = ("{prompt}", "{response_a}", "{response_b}")
+RETRIES = 3
+
+
+@dataclass(frozen=True)
+class PairwiseTemplate:
+    text: str
+    hash: str
+
+    @classmethod
+    def load(cls, path: str) -> "PairwiseTemplate":
+        file = Path(path)
+        if not file.is_absolute() and not file.exists():
+            file = PACKAGE_ROOT / path
+        try:
+            data = file.read_bytes()
+        except FileNotFoundError:
+            raise SrlmError(f"{path}: evaluator template not found (params.yaml evaluation.evaluator.template)") from None
+        text = data.decode("utf-8")
+        missing = [p for p in PLACEHOLDERS if p not in text]
+        if missing:
+            raise SrlmError(f"{path}: the evaluator template lacks {', '.join(missing)}; add them")
+        return cls(text, sha256_bytes(data))
+
+    def fill(self, prompt: str, response_a: str, response_b: str) -> str:
+        # One pass, so text inside an answer that looks like a placeholder stays literal.
+        values = {"prompt": prompt, "response_a": response_a, "response_b": response_b}
+        return re.sub(r"\{(prompt|response_a|response_b)\}", lambda m: values[m.group(1)], self.text)
+
+
+def parse_verdict(text: str) -> str | None:
+    found = VERDICT.findall(text)
+    return found[-1] if found else None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    raw: str
+    choice: str | None   # "A", "B", or None when no verdict could be read
+
+
+class LocalEvaluator:
+    def __init__(self, model_dir: Path, cfg: EvaluatorParams, template: PairwiseTemplate):
+        self.model, self.tok, self.hash = runtime.load(model_dir)
+        self.name, self.cfg, self.template = f"local:{model_dir.name}", cfg, template
+        self.choices = [self._single_token(c) for c in ("A", "B")]
+        self.opening = self.tok("[[", add_special_tokens=False).input_ids
+
+    def _single_token(self, text: str) -> int:
+        ids = self.tok(text, add_special_tokens=False).input_ids
+        if len(ids) != 1:
+            raise SrlmError(f"the local evaluator needs '{text}' to be one token in its tokenizer; "
+                            "use evaluation.evaluator.kind: endpoint")
+        return ids[0]
+
+    def _ids(self, prompt: str, a: str, b: str) -> list[int]:
+        cut = lambda text, n: clip(self.tok, text, n)  # noqa: E731
+        text = self.template.fill(cut(prompt, self.cfg.max_prompt_tokens), cut(a, self.cfg.max_response_tokens),
+                                  cut(b, self.cfg.max_response_tokens))
+        return chat_prompt_ids(self.tok, text) + self.opening
+
+    @torch.inference_mode()
+    def compare(self, items: Sequence[tuple[str, str, str]], label: str = "evaluating") -> list[Verdict]:
+        rows = [self._ids(*item) for item in items]
+        out: list[Verdict] = []
+        with progress(label) as bar:
+            task = bar.add_task(label, total=len(rows), rate="")
+            for _, batch in chunks(rows, self.cfg.batch_size):
+                ids, mask = left_pad(batch, self.tok.pad_token_id)
+                # Positions count real tokens only, so a verdict does not depend on its batch's padding.
+                pos = (mask.cumsum(-1) - 1).clamp(min=0)
+                device = self.model.device
+                logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                                    position_ids=pos.to(device)).logits[:, -1].float()
+                probs = torch.softmax(logits[:, self.choices], -1).cpu()
+                for p_a, p_b in probs.tolist():
+                    choice = "A" if p_a > p_b else "B" if p_b > p_a else None
+                    out.append(Verdict(f"P(A)={p_a:.6f} P(B)={p_b:.6f}", choice))
+                bar.update(task, completed=len(out))
+        return out
+
+
+class EndpointEvaluator:
+    def __init__(self, cfg: EvaluatorParams, template: PairwiseTemplate, seed: int):
+        key = os.environ.get(cfg.api_key_env)
+        if not key:
+            raise SrlmError(f"evaluation.evaluator: the API key variable {cfg.api_key_env} is not set; export it "
+                            "(any value for a server without authentication)")
+        self.url = f"{cfg.base_url.rstrip('/')}/chat/completions"
+        self.headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+        self.cfg, self.template, self.seed = cfg, template, seed
+        self.name = f"endpoint:{cfg.endpoint_model}"
+        self.hash = sha256_bytes(f"{self.url}\n{cfg.endpoint_model}".encode())
+
+    def _request(self, content: str) -> str:
+        body = json.dumps({"model": self.cfg.endpoint_model, "messages": [{"role": "user", "content": content}],
+                           "temperature": 0, "max_tokens": self.cfg.max_tokens, "seed": self.seed}).encode()
+        for attempt in range(RETRIES):
+            request = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=self.cfg.timeout_s) as response:
+                    reply = json.loads(response.read())
+                return reply["choices"][0]["message"]["content"] or ""
+            except urllib.error.HTTPError as exc:
+                if exc.code not in (429, 500, 502, 503, 504) or attempt == RETRIES - 1:
+                    detail = exc.read()[:300].decode("utf-8", "replace")
+                    raise SrlmError(f"{self.url}: HTTP {exc.code}: {detail}") from None
+            except (urllib.error.URLError, TimeoutError) as exc:
+                if attempt == RETRIES - 1:
+                    raise SrlmError(f"{self.url}: no answer ({exc}); check evaluation.evaluator.base_url") from None
+            except (KeyError, IndexError, TypeError, json.JSONDecodeError):
+                raise SrlmError(f"{self.url}: the reply is not an OpenAI chat-completions response") from None
+            time.sleep(2 ** attempt)
+        raise AssertionError("unreachable")
+
+    def compare(self, items: Sequence[tuple[str, str, str]], label: str = "evaluating") -> list[Verdict]:
+        out = []
+        with progress(label) as bar:
+            task = bar.add_task(label, total=len(items), rate="")
+            for item in items:
+                raw = self._request(self.template.fill(*item))
+                out.append(Verdict(raw, parse_verdict(raw)))
+                bar.update(task, completed=len(out))
+        return out
+
+
+def make_evaluator(cfg: EvaluatorParams, models_root: Path, seed: int) -> LocalEvaluator | EndpointEvaluator:
+    template = PairwiseTemplate.load(cfg.template)
+    if cfg.kind == "local":
+        return LocalEvaluator(models_root / cfg.model, cfg, template)
+    return EndpointEvaluator(cfg, template, seed)

@@ -1,0 +1,148 @@
+"""Head-to-head evaluation: outcomes from both orders, the win rate's interval, the evaluators."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from srlm_core.errors import SrlmError
+from srlm_core.evaluator import EndpointEvaluator, LocalEvaluator, PairwiseTemplate, parse_verdict
+from srlm_core.params import EvaluatorParams, parse_params
+from srlm_core.win_rate import outcome, summarise
+
+TEMPLATE = "srlm_core/templates/h2h_pairwise_v1.txt"
+
+
+@pytest.mark.parametrize("ab, ba, expected", [
+    ("A", "B", "a"),      # a's answer preferred in both positions
+    ("B", "A", "b"),
+    ("A", "A", "tie"),    # the evaluator just prefers the first position
+    ("B", "B", "tie"),
+    (None, "B", "tie"),   # an unreadable verdict cannot win a game
+    (None, None, "tie"),
+])
+def test_a_game_is_won_only_when_both_orders_agree(ab, ba, expected):
+    assert outcome(ab, ba) == expected
+
+
+def test_win_rate_counts_ties_as_half_and_has_a_seeded_interval():
+    outcomes = ["a"] * 6 + ["tie"] * 2 + ["b"] * 2
+    verdicts = ["A", "B"] * 10
+    first = summarise(outcomes, verdicts, resamples=500, seed=1)
+    assert (first["wins"], first["ties"], first["losses"], first["games"]) == (6, 2, 2, 10)
+    assert first["win_rate"] == 0.7 and first["decisive_rate"] == 0.8
+    assert first["win_rate_ci95_low"] < 0.7 < first["win_rate_ci95_high"]
+    assert 0 <= first["win_rate_ci95_low"] and first["win_rate_ci95_high"] <= 1
+    assert first == summarise(outcomes, verdicts, resamples=500, seed=1)
+    assert first["first_position_rate"] == 0.5 and first["verdict_parse_failures"] == 0
+
+
+def test_all_ties_give_a_degenerate_interval_at_one_half():
+    s = summarise(["tie"] * 4, ["A"] * 8, resamples=100, seed=0)
+    assert s["win_rate"] == s["win_rate_ci95_low"] == s["win_rate_ci95_high"] == 0.5
+    assert s["first_position_rate"] == 1.0
+
+
+def test_verdict_is_the_last_bracketed_letter():
+    assert parse_verdict("Response B is clearer. [[B]]") == "B"
+    assert parse_verdict("[[A]] at first, but on reflection [[B]]") == "B"
+    assert parse_verdict("A") is None and parse_verdict("[[C]]") is None
+
+
+def test_template_fill_keeps_placeholders_inside_answers_literal():
+    template = PairwiseTemplate.load(TEMPLATE)
+    text = template.fill("Q?", "I am {response_b} [[A]]", "plain")
+    assert "I am {response_b} [[A]]" in text and text.count("plain") == 1
+
+
+def test_template_without_placeholders_is_refused(tmp_path):
+    bad = tmp_path / "t.txt"
+    bad.write_text("Which is better? {prompt} {response_a}")
+    with pytest.raises(SrlmError, match="response_b"):
+        PairwiseTemplate.load(str(bad))
+
+
+def test_local_evaluator_gives_the_same_verdict_whatever_its_batch(tiny_srlm_model):
+    items = [("Q?", "short", "a much longer answer " * 5), ("Another question?", "x", "y")]
+    cfg = EvaluatorParams(batch_size=2)
+    together = LocalEvaluator(tiny_srlm_model, cfg, PairwiseTemplate.load(TEMPLATE)).compare(items)
+    alone = LocalEvaluator(tiny_srlm_model, EvaluatorParams(batch_size=1), PairwiseTemplate.load(TEMPLATE)).compare(items)
+    assert [v.choice for v in together] == [v.choice for v in alone]
+    assert all(v.choice in ("A", "B") and v.raw.startswith("P(A)=") for v in together)
+
+
+class _ChatServer(BaseHTTPRequestHandler):
+    """An OpenAI-compatible endpoint that prefers whichever response mentions 'good'."""
+    requests: list = []
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        _ChatServer.requests.append((self.path, self.headers["Authorization"], body))
+        content = body["messages"][0]["content"]
+        a = content.split("[Response A]")[1].split("[Response B]")[0]
+        reply = "Response A is better. [[A]]" if "good" in a else "Response B wins. [[B]]"
+        data = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def endpoint():
+    server = HTTPServer(("127.0.0.1", 0), _ChatServer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/v1"
+    server.shutdown()
+
+
+def test_endpoint_evaluator_speaks_chat_completions(endpoint, monkeypatch):
+    monkeypatch.setenv("SRLM_TEST_KEY", "secret")
+    cfg = EvaluatorParams(kind="endpoint", base_url=endpoint, endpoint_model="judge-1", api_key_env="SRLM_TEST_KEY")
+    evaluator = EndpointEvaluator(cfg, PairwiseTemplate.load(TEMPLATE), seed=5)
+    verdicts = evaluator.compare([("Q?", "a good answer", "meh"), ("Q?", "meh", "a good answer")])
+    assert [v.choice for v in verdicts] == ["A", "B"]
+    assert verdicts[0].raw == "Response A is better. [[A]]"
+    path, auth, body = _ChatServer.requests[-1]
+    assert path == "/v1/chat/completions" and auth == "Bearer secret"
+    assert body["model"] == "judge-1" and body["temperature"] == 0 and body["seed"] == 5
+    assert evaluator.name == "endpoint:judge-1"
+
+
+def test_endpoint_evaluator_needs_its_key(monkeypatch):
+    monkeypatch.delenv("SRLM_TEST_KEY", raising=False)
+    cfg = EvaluatorParams(kind="endpoint", base_url="http://x/v1", endpoint_model="m", api_key_env="SRLM_TEST_KEY")
+    with pytest.raises(SrlmError, match="SRLM_TEST_KEY"):
+        EndpointEvaluator(cfg, PairwiseTemplate.load(TEMPLATE), seed=0)
+
+
+def test_unreachable_endpoint_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("SRLM_TEST_KEY", "k")
+    monkeypatch.setattr("srlm_core.evaluator.time.sleep", lambda s: None)
+    cfg = EvaluatorParams(kind="endpoint", base_url="http://127.0.0.1:9/v1", endpoint_model="m",
+                          api_key_env="SRLM_TEST_KEY", timeout_s=2)
+    with pytest.raises(SrlmError, match="no answer"):
+        EndpointEvaluator(cfg, PairwiseTemplate.load(TEMPLATE), seed=0).compare([("q", "a", "b")])
+
+
+@pytest.mark.parametrize("matchups, message", [
+    ({"X": {"a": "M1", "b": "M9"}}, "not in evaluation.models"),
+    ({"X": {"a": "M1", "b": "M1"}}, "cannot play itself"),
+    ({"a/b": {"a": "M1", "b": "SFT"}}, "letters, digits"),
+])
+def test_bad_matchups_are_refused(matchups, message):
+    with pytest.raises(SrlmError, match=message):
+        parse_params({"evaluation": {"matchups": matchups}})
+
+
+def test_endpoint_needs_url_and_model():
+    with pytest.raises(SrlmError, match="base_url and endpoint_model"):
+        parse_params({"evaluation": {"evaluator": {"kind": "endpoint"}}})
