@@ -46,14 +46,18 @@ def check_structure(messages: list[Message], source: Path | str) -> tuple[list[M
     parent in another tree, or a cycle of parent links is an error.
     """
     by_id = {m.message_id: m for m in messages}
+    acyclic: set[str] = set()  # chains already walked to their end: each message is walked once (linear time)
     for message in messages:
-        seen, current = set(), message
-        while current.parent_id is not None and current.parent_id in by_id:
-            if current.message_id in seen:
+        walked, current = {}, message  # a dict: ordered, O(1) membership
+        while current.message_id not in acyclic:
+            if current.message_id in walked:
                 raise InputError(source, message.where, f"parent links form a cycle through "
                                  f"{current.message_id}", "every reply chain must end at a root prompt")
-            seen.add(current.message_id)
+            walked[current.message_id] = None
+            if current.parent_id is None or current.parent_id not in by_id:
+                break
             current = by_id[current.parent_id]
+        acyclic.update(walked)
     rooted = {m.tree_id for m in messages if m.parent_id is None}
     for message in messages:
         if message.tree_id not in rooted:

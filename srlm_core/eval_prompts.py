@@ -41,21 +41,26 @@ def parse_record(record: object, path: Path, number: int) -> EvalPrompt:
         text = _first_turn(record["turns"], path, where)
     elif isinstance(record.get("prompt"), str):
         text = record["prompt"]
+    elif record.get("prompt") is not None:
+        raise InputError(path, where, f"no prompt found: field 'prompt' is {type(record['prompt']).__name__}, "
+                         "expected a string")
     else:
         raise InputError(path, where, "no prompt found", "give a 'prompt' string or a 'turns' list")
     if not text.strip():
-        raise InputError(path, where, "the prompt is empty")
+        raise InputError(path, where, "the prompt is empty", "write the prompt's text, or drop the line")
     origin = next((record[k] for k in ID_KEYS if k in record and record[k] is not None), f"line-{number}")
     return EvalPrompt(str(origin), text)
 
 
 def read_eval_prompts(path: Path | str) -> list[EvalPrompt]:
     path = Path(path)
+    if path.is_dir():
+        raise InputError(path, None, "is a folder", "set data.eval_prompts in params.yaml to one JSONL file")
     if not path.is_file():
         raise InputError(path, None, "not found", "set data.eval_prompts in params.yaml to a JSONL file")
     prompts = [parse_record(record, path, number) for number, record in json_lines(path)]
     if not prompts:
-        raise InputError(path, None, "file holds no prompts")
+        raise InputError(path, None, "file holds no prompts", "add one JSON object with a 'prompt' a line")
     seen: dict[str, int] = {}
     for index, prompt in enumerate(prompts):
         if prompt.origin_id in seen:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,9 @@ from .errors import InputError
 
 SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
 ROLES = ("prompter", "assistant")
+MAX_RANK = 2**63 - 1  # stored as int64
+BOM = b"\xef\xbb\xbf"
+LONE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 @dataclass(frozen=True)
@@ -75,8 +79,8 @@ def _message(record: object, path: Path, where: str, tree_id: str | None = None,
     if role not in ROLES:
         raise InputError(path, where, f"field 'role' is {role!r}, expected one of {', '.join(ROLES)}")
     rank = _field(record, "rank", (int, float, type(None)), path, where, required=False)
-    if rank is not None and rank < 0:
-        raise InputError(path, where, f"field 'rank' is {rank}, expected 0 or more (0 = best)")
+    if rank is not None and not 0 <= rank <= MAX_RANK:
+        raise InputError(path, where, f"field 'rank' is {str(rank):.30}, expected 0 or more (0 = best) and below 2**63")
     return Message(
         message_id=message_id,
         parent_id=parent_id,
@@ -92,11 +96,32 @@ def _message(record: object, path: Path, where: str, tree_id: str | None = None,
     )
 
 
+def _json_record(line: str, path: Path, number: int) -> object:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InputError(path, f"line {number}", f"invalid JSON: {exc.msg.removesuffix(' at')} at column {exc.colno}",
+                         "each line must be one complete JSON object") from None
+    except RecursionError:
+        raise InputError(path, f"line {number}", "JSON nested too deeply to read",
+                         "each line must be one message or one message tree") from None
+    if LONE_SURROGATE.search(line):
+        try:  # json.loads turns an escaped lone surrogate ("\\ud800") into a str that cannot be stored
+            json.dumps(record, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError(path, f"line {number}", "a string holds an unpaired UTF-16 surrogate escape "
+                             "(\\ud800-\\udfff), which is not valid Unicode", "fix or drop that record") from None
+    return record
+
+
 def json_lines(path: Path) -> Iterator[tuple[int, object]]:
+    """(line number, parsed object) for each non-blank line; a UTF-8 byte-order mark is skipped."""
     opener = gzip.open if path.name.endswith(".gz") else open
     try:
         with opener(path, "rb") as handle:
             for number, raw in enumerate(handle, start=1):
+                if number == 1 and raw.startswith(BOM):
+                    raw = raw[len(BOM):]
                 try:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError as exc:
@@ -104,13 +129,11 @@ def json_lines(path: Path) -> Iterator[tuple[int, object]]:
                                      "re-encode the file as UTF-8") from None
                 if not line.strip():
                     continue
-                try:
-                    yield number, json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError(path, f"line {number}", f"invalid JSON: {exc.msg} at column {exc.colno}",
-                                     "each line must be one complete JSON object") from None
+                yield number, _json_record(line, path, number)
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise InputError(path, None, f"not a complete gzip file ({exc})", "re-download or re-compress it") from None
+    except OSError as exc:  # unreadable: permissions, a device, an I/O error
+        raise InputError(path, None, f"cannot read the file ({exc.strerror or exc})") from None
 
 
 def _tree_messages(tree: object, path: Path, line: int) -> Iterator[Message]:
@@ -139,7 +162,8 @@ def read_file(path: Path) -> Iterator[Message]:
         try:
             table = pq.read_table(path)
         except Exception as exc:  # pyarrow raises several types for corrupt files
-            raise InputError(path, None, f"not a readable Parquet file ({exc})") from None
+            raise InputError(path, None, f"not a readable Parquet file ({exc})",
+                             "re-download or re-export it") from None
         for index, record in enumerate(table.to_pylist(), start=1):
             yield _message(record, path, f"row {index}")
         return
@@ -147,6 +171,10 @@ def read_file(path: Path) -> Iterator[Message]:
     for number, record in json_lines(path):
         if tree_format is None:
             tree_format = _is_tree_record(record)
+        if isinstance(record, dict) and tree_format != _is_tree_record(record):
+            raise InputError(path, f"line {number}", f"a {'flat message' if tree_format else 'message tree'} "
+                             f"in a file of {'message trees' if tree_format else 'flat messages'} (format "
+                             "detected from the first record)", "keep one format per file")
         if tree_format:
             yield from _tree_messages(record, path, number)
         else:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import SrlmError
 
@@ -20,7 +20,16 @@ MATCHUP_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: `.inf` or `.nan` passes gt/ge bounds (inf > 0), so refuse them outright.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_number(cls, value, info):
+        # pydantic reads true as 1 for an int field; in params that is always a slip.
+        if isinstance(value, bool) and cls.model_fields[info.field_name].annotation in (int, float):
+            raise ValueError("expected a number, not true/false")
+        return value
 
 
 class ModelParams(Section):
@@ -59,7 +68,7 @@ class SftParams(Section):
     batch_size: int = Field(4, gt=0, description="Examples per forward pass.")
     grad_accum: int = Field(4, gt=0, description="Accumulation steps; effective batch = batch_size x grad_accum (paper: 16).")
     epochs: float = Field(1.0, gt=0, description="Passes over the training data (ignored when max_steps > 0).")
-    max_steps: int = Field(-1, description="Optimizer steps; -1 trains for `epochs`.")
+    max_steps: int = Field(-1, ge=-1, description="Optimizer steps; -1 trains for `epochs`.")
     max_length: int = Field(768, gt=16, description="Token limit per example; longer examples are cut (EFT examples need ~600).")
     dropout: float = Field(0.1, ge=0, lt=1, description="Attention dropout during training (paper: 0.1).")
     lora_r: int = Field(16, gt=0, description="LoRA rank (method: lora).")
@@ -128,7 +137,7 @@ class DpoParams(Section):
     batch_size: int = Field(4, gt=0, description="Pairs per forward pass.")
     grad_accum: int = Field(4, gt=0, description="Accumulation steps; effective batch 16 by default.")
     epochs: float = Field(1.0, gt=0, description="Passes over AIFT (ignored when max_steps > 0).")
-    max_steps: int = Field(-1, description="Optimizer steps; -1 trains for `epochs`.")
+    max_steps: int = Field(-1, ge=-1, description="Optimizer steps; -1 trains for `epochs`.")
     max_length: int = Field(512, gt=16, description="Token limit of prompt + response.")
     dropout: float = Field(0.1, ge=0, lt=1, description="Attention dropout during training (paper: 0.1).")
     lora_r: int = Field(16, gt=0, description="LoRA rank (method: lora).")
@@ -213,7 +222,7 @@ def _default_iterations() -> dict[str, Iteration]:
 
 
 class Params(Section):
-    seed: int = Field(1234, description="Global random seed for sampling and training.")
+    seed: int = Field(1234, ge=0, lt=2**32, description="Global random seed for sampling and training.")
     model: ModelParams = ModelParams()
     data: DataParams = DataParams()
     sft: SftParams = SftParams()
@@ -250,14 +259,15 @@ def _describe(error: dict) -> str:
     key = ".".join(str(part) for part in error["loc"])
     if error["type"] == "extra_forbidden":
         return f"{key}: unknown key (check the spelling; see params.yaml for the known keys)"
-    return f"{key}: {error['msg']} (got {error.get('input')!r})"
+    return f"{key}: {error['msg'].removeprefix('Value error, ')} (got {error.get('input')!r})"
 
 
 def parse_params(raw: object, source: str = "params.yaml") -> Params:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise SrlmError(f"{source}: expected a mapping of sections at the top level")
+        raise SrlmError(f"{source}: expected a mapping of sections at the top level (data:, sft:, ...; "
+                        "see docs/params.md)")
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
@@ -265,14 +275,42 @@ def parse_params(raw: object, source: str = "params.yaml") -> Params:
         raise SrlmError(f"{source}: invalid params: {problems}") from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: the base class reports it
+                break
+            if duplicate:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def load_params(path: Path | str = "params.yaml") -> Params:
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except FileNotFoundError:
         raise SrlmError(f"{path}: not found (run from the repository root)") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise SrlmError(f"{path}: not UTF-8 text (invalid byte at offset {exc.start}); re-save it as UTF-8") from None
+    except OSError as exc:
+        raise SrlmError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SrlmError(f"{path}{where}: not valid YAML: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
         raise SrlmError(f"{path}: not valid YAML: {exc}") from None
+    if raw is None:
+        raise SrlmError(f"{path}: empty (restore it with `git checkout {path.name}`, or write `{{}}` in it to use "
+                        "every default)")
     return parse_params(raw, str(path))
 
 
