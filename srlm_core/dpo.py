@@ -75,7 +75,7 @@ def run(params: Params, *, prev_dir: Path, aift_dir: Path, out_dir: Path, metric
         args = DPOConfig(**trainer_args(cfg, Path(scratch), params.seed), beta=cfg.beta,
                          precompute_ref_log_probs=cfg.method == "full", disable_dropout=False)
         trainer = quiet(DPOTrainer(model=model, ref_model=None, args=args, train_dataset=Dataset.from_list(
-            preference_rows(table)), processing_class=tokenizer, peft_config=lora_config(cfg)))
+            preference_rows(table)), processing_class=tokenizer, peft_config=lora_config(cfg)), "dpo")
         log.info("%s: DPO on %d pairs from %s (%s, beta %.2f)", out_dir.name, table.num_rows, prev_dir.name,
                  cfg.method, cfg.beta)
         trainer.train()

@@ -38,7 +38,7 @@ def build_trainer(model, tokenizer, examples: list[dict], cfg: SftParams, seed: 
     # waste about a third of each step on padding.
     args = SFTConfig(**trainer_args(cfg, output_dir, seed), train_sampling_strategy="group_by_length")
     return quiet(SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
-                            processing_class=tokenizer, peft_config=lora_config(cfg)))
+                            processing_class=tokenizer, peft_config=lora_config(cfg)), "sft")
 
 
 def train(*, name: str, base_dir: Path, examples: list[dict], data_name: str, data_files: list[Path],

@@ -1,11 +1,12 @@
 """What SFT and DPO training share: the paper's schedule as TRL arguments, LoRA, step
-logging, and the training metrics written for DVC."""
+logging, the stop on a NaN or infinite loss, and the training metrics written for DVC."""
 
 from __future__ import annotations
 
 import csv
 import io
 import logging
+import math
 from pathlib import Path
 
 import torch
@@ -13,6 +14,7 @@ from peft import LoraConfig
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
+from .errors import SrlmError
 from .runtime import compute_dtype
 from .storage import atomic_write_bytes, write_json
 
@@ -32,7 +34,9 @@ def trainer_args(cfg, output_dir: Path, seed: int) -> dict:
         # TRL defaults to bf16 and gradient checkpointing; neither pays off without native bf16.
         bf16=compute_dtype() == torch.bfloat16, gradient_checkpointing=False, use_cpu=not torch.cuda.is_available(),
         report_to="none", save_strategy="no", logging_steps=1, seed=seed, data_seed=seed,
-        dataloader_num_workers=0, disable_tqdm=True)
+        dataloader_num_workers=0, disable_tqdm=True,
+        # The default filter logs a NaN/inf loss as the window's mean, which would hide it from StopOnNonFinite.
+        logging_nan_inf_filter=False)
 
 
 def lora_config(cfg) -> LoraConfig | None:
@@ -42,11 +46,38 @@ def lora_config(cfg) -> LoraConfig | None:
                       lora_dropout=cfg.dropout, task_type="CAUSAL_LM")
 
 
-def quiet(trainer):
-    """Replace the trainer's raw dict printing (on when tqdm is off) with StepLog's lines."""
+def quiet(trainer, section: str):
+    """Replace the trainer's raw dict printing (on when tqdm is off) with StepLog's lines, and stop
+    on a NaN or infinite loss. `section` is the params section of the run's settings (sft, dpo)."""
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(StepLog())
+    trainer.add_callback(StopOnNonFinite(section))
     return trainer
+
+
+class TrainingDiverged(SrlmError):
+    """The loss or gradient norm became NaN or infinite; the weights are no longer usable."""
+
+
+class StopOnNonFinite(TrainerCallback):
+    """Raise at the first logged loss or gradient norm that is NaN or infinite.
+
+    The exception leaves `trainer.train()` before anything is saved: stages write the model
+    through `lineage.staging` after training, so no model folder or metrics appear.
+    """
+
+    def __init__(self, section: str):
+        self.section = section
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        for key in ("loss", "grad_norm"):
+            value = (logs or {}).get(key)
+            if value is not None and not math.isfinite(float(value)):
+                raise TrainingDiverged(
+                    f"training diverged: {key} is {value} at step {state.global_step} of {state.max_steps} "
+                    f"(learning rate {args.learning_rate:g}); stopped, no model written. Likely fixes: lower "
+                    f"{self.section}.learning_rate in params.yaml, or check the training data for empty, "
+                    f"garbled or mislabelled examples")
 
 
 class StepLog(TrainerCallback):
