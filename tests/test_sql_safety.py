@@ -1,0 +1,196 @@
+"""`srlm sql` cannot write, attach, copy out, install, load, change settings or read other
+files, and its output is bounded; tried through the library and through the CLI, with the
+bytes of every file under the test folder hashed before and after."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from srlm_core.cli import app
+from srlm_core.errors import SrlmError
+from srlm_core.eventlog import EventLog
+from srlm_core.query import run_query
+from test_eventlog import prompt
+
+runner = CliRunner()
+
+# {root}: the event log; {out}: a folder beside it
+WRITES = [
+    "insert into prompts select * from prompts",
+    "with t as (select 1) insert into prompts select * from prompts",
+    "update prompts set text = 'x'",
+    "delete from prompts",
+    "create table t as select 1",
+    "create temp table t (a int)",
+    "create view v as select 1",
+    "create or replace view prompts as select 1 as x",
+    "create macro m() as 1",
+    "create secret s (type s3, key_id 'a', secret 'b')",
+    "drop view prompts",
+    "drop table if exists prompts",
+    "alter view prompts rename to p",
+    "attach '{root}/x.db' as x",
+    "attach ':memory:' as m",
+    "detach memory",
+    "copy prompts to '{root}/prompts/iteration=1/part-x.parquet' (format parquet)",
+    "copy (select 1) to '{out}/x.csv'",
+    "copy prompts from '{out}/outside.csv'",
+    "export database '{out}/dump'",
+    "import database '{out}/dump'",
+    "install httpfs",
+    "force install httpfs",
+    "load httpfs",
+    "update extensions",
+    "set threads = 1",
+    "set enable_external_access = true",
+    "set allowed_directories = ['/']",
+    "reset lock_configuration",
+    "set variable x = 1",
+    "use memory",
+    "pragma enable_profiling",
+    "pragma threads = 1",
+    "call pragma_version()",
+    "call enable_logging()",
+    "checkpoint",
+    "vacuum",
+    "analyze",
+    "begin transaction",
+    "commit",
+    "prepare p as select 1",
+    "execute p",
+    "select 1; copy (select 1) to '{root}/prompts/iteration=1/y.parquet'",
+    "select 1; drop view prompts",
+    "select * from prompts; insert into prompts select * from prompts",
+    # EXPLAIN ANALYZE runs the statement it explains: it used to write this file into the log
+    "explain analyze copy (select 1) to '{root}/prompts/iteration=1/z.parquet'",
+    "/* a comment */ EXPLAIN ANALYZE COPY (select 1) TO '{root}/z.csv'",
+    "explain (analyze) copy (select 1) to '{root}/z.csv'",
+    "explain copy (select 1) to '{root}/z.csv'",
+    "explain analyze create table t as select 1",
+]
+# SELECTs that would read or write outside the event log: they fail inside DuckDB
+OUTSIDE = [
+    "select * from read_csv('/etc/passwd')",
+    "select * from read_text('/etc/passwd')",
+    "select * from read_blob('/etc/passwd')",
+    "select * from '/etc/passwd'",  # no replacement scan of a file name either
+    "select * from sniff_csv('/etc/passwd')",
+    "select * from read_parquet('{out}/outside.parquet')",
+    "select * from parquet_metadata('{out}/outside.parquet')",
+    "select * from read_parquet('{root}/../out/outside.parquet')",
+    "select * from read_parquet('{root}/prompts/*/*.parquet')",  # the views are the only way in
+    "select * from glob('/*')",
+    "select * from glob('{root}/**')",
+    "select * from read_csv('https://example.com/x.csv')",
+    "select * from read_duckdb('{out}/x.db')",
+    "select * from enable_logging(storage = 'file', storage_path = '{root}/log')",
+    "select * from enable_profiling(save_location = '{root}/profile.json')",
+    "select * from query('copy (select 1) to ''{root}/q.csv''')",
+    "explain analyze select * from read_csv('/etc/passwd')",
+]
+
+
+@pytest.fixture
+def log(tmp_path, monkeypatch):
+    """An event log at tmp/events, files outside it at tmp/out, and tmp as the working folder
+    (so a relative path written by DuckDB would land where the snapshot sees it)."""
+    root = tmp_path / "events"
+    events = EventLog(root)
+    events.append([prompt("a", 1), prompt("b", 1)])
+    events.append([prompt("c", 2)])
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "outside.csv").write_text("a\n1\n")
+    (out / "outside.parquet").write_bytes(events.files()[0].read_bytes())
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def snapshot(folder) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+            for p in sorted(folder.rglob("*"))}
+
+
+def fill(statement: str, folder) -> str:
+    return statement.format(root=(folder / "events").as_posix(), out=(folder / "out").as_posix())
+
+
+@pytest.mark.parametrize("statement", WRITES)
+def test_writes_are_refused(log, statement):
+    before = snapshot(log)
+    with pytest.raises(SrlmError, match=r"^refused: .*`srlm sql` is read-only"):
+        run_query(fill(statement, log), log / "events")
+    assert snapshot(log) == before
+
+
+@pytest.mark.parametrize("statement", OUTSIDE)
+def test_nothing_outside_the_views_is_reachable(log, statement):
+    before = snapshot(log)
+    failure = r"(?s)^query failed: .*(disabled by configuration|locked|single SELECT|does not exist)"
+    with pytest.raises(SrlmError, match=failure):
+        run_query(fill(statement, log), log / "events")
+    assert snapshot(log) == before
+
+
+@pytest.mark.parametrize("statement", WRITES + OUTSIDE)
+def test_the_cli_refuses_the_same(log, statement):
+    before = snapshot(log)
+    result = runner.invoke(app, ["sql", fill(statement, log), "--events", str(log / "events")])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, SrlmError)
+    assert str(result.exception).startswith(("refused: ", "query failed: "))
+    assert snapshot(log) == before
+
+
+def test_the_cli_refuses_sql_from_stdin(log):
+    before = snapshot(log)
+    result = runner.invoke(app, ["sql", "-", "--events", str(log / "events")],
+                           input=fill("select 1;\ncopy (select 1) to '{root}/x.csv';\n", log))
+    assert isinstance(result.exception, SrlmError) and "COPY statements are not allowed" in str(result.exception)
+    assert snapshot(log) == before
+
+
+def test_the_console_command_prints_the_refusal_and_exits_1(log):
+    before = snapshot(log)
+    statement = fill("explain analyze copy (select 1) to '{root}/prompts/iteration=1/z.parquet'", log)
+    result = subprocess.run([sys.executable, "-c", "from srlm_core.cli import main; main()", "sql", statement,
+                             "--events", str(log / "events")], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "error: refused: EXPLAIN of COPY is not allowed" in result.stderr and "Traceback" not in result.stderr
+    assert snapshot(log) == before
+
+
+def test_reads_still_work(log):
+    result = run_query("select iteration, count(*) as n from prompts group by 1 order by 1", log / "events")
+    assert result.rows == [(1, 2), (2, 1)]
+    result = run_query("explain analyze select count(*) from prompts", log / "events")
+    assert result.columns == ["explain_key", "explain_value"]
+
+
+def test_max_rows_bounds_the_result(log):
+    result = run_query("select * from range(1000)", log / "events", max_rows=7)
+    assert len(result.rows) == 7 and result.truncated
+    result = run_query("select * from prompts", log / "events", max_rows=3)
+    assert len(result.rows) == 3 and not result.truncated
+    with pytest.raises(SrlmError, match="max_rows"):
+        run_query("select 1", log / "events", max_rows=0)
+
+
+def test_cli_max_rows_bounds_the_output(log):
+    result = runner.invoke(app, ["sql", "select * from range(1000) t(i)", "--format", "json", "--max-rows", "5",
+                                 "--events", str(log / "events")])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == [{"i": i} for i in range(5)]
+    assert "stopped at 5 rows" in result.stderr
+    result = runner.invoke(app, ["sql", "select * from range(1000)", "--format", "csv", "--max-rows", "1000",
+                                 "--events", str(log / "events")])
+    assert len(result.stdout.splitlines()) == 1001 and "stopped" not in result.stderr
+    for bad in ("0", "-3"):
+        result = runner.invoke(app, ["sql", "select 1", "--max-rows", bad, "--events", str(log / "events")])
+        assert result.exit_code == 2
