@@ -107,3 +107,11 @@ def tampered_files(root: Path | str = DEFAULT_ROOT) -> list[Path]:
         if not match or sha256_file(path) != match.group(1):
             bad.append(path)
     return bad
+
+
+def stray_files(root: Path | str = DEFAULT_ROOT) -> list[Path]:
+    """Files in partition folders that are not event files (hidden temporary files aside):
+    the views of the duckdb shell (`*/*.parquet`) would read such a file, unverified."""
+    log = EventLog(root)
+    return [p for t in sorted(BY_TABLE) for p in sorted((log.root / t).glob(f"{BY_TABLE[t].PARTITION}=*/*"))
+            if p.is_file() and not p.name.startswith(".") and not p.name.startswith("part-")]

@@ -2,8 +2,9 @@
 
 Every model folder holds `manifest.json`: the folder's content hash (sha256 over its
 other files), each file's hash, the parent model's name and hash, the hash of the data
-it was trained on, the params used and library versions. A folder is published by
-renaming a finished temporary folder, so a reader never sees a half-written model.
+it was trained on, the params used, library versions and the sha256 of the manifest's
+own content. A folder is published by renaming a finished temporary folder, so a reader
+never sees a half-written model.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import SrlmError
-from .eventlog import EventLog, tampered_files
-from .hashing import combine, file_hashes, sha256_file
+from .eventlog import EventLog, stray_files, tampered_files
+from .hashing import combine, file_hashes, row_id, sha256_file
 from .storage import write_json
 
 MANIFEST = "manifest.json"
+SELF_HASH = "manifest_sha256"  # sha256 over the manifest's other keys, so an edited manifest is detected
 LIBRARIES = ("srlm", "torch", "transformers", "trl", "peft", "accelerate", "tokenizers", "safetensors")
 
 
@@ -70,8 +72,13 @@ def write_manifest(folder: Path, *, name: str, kind: str, parent: Path | None, t
         "versions": library_versions(),
         **(extra or {}),
     }
+    manifest[SELF_HASH] = manifest_digest(manifest)
     write_json(manifest, folder / MANIFEST)
     return manifest
+
+
+def manifest_digest(manifest: dict) -> str:
+    return row_id("manifest", {k: v for k, v in manifest.items() if k != SELF_HASH})
 
 
 def read_manifest(model_dir: Path | str) -> dict:
@@ -105,7 +112,30 @@ def chain(model_dir: Path | str) -> list[dict]:
                             f"by its child {out[-1]['name']}; the parent was changed after the child was trained")
 
 
+def manifest_problems(model_dir: Path) -> list[str]:
+    """Whether manifest.json is as written: canonical bytes (write_json's form) and, in manifests
+    that record it, the sha256 of its content. A manifest without that key (written before it
+    existed) is checked for form only."""
+    path = model_dir / MANIFEST
+    try:
+        raw = path.read_bytes()
+        manifest = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return [f"{path}: changed (no longer valid JSON); its folder cannot be checked"]
+    canonical = (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+    well_formed = (isinstance(manifest, dict) and isinstance(manifest.get("files"), dict)
+                   and isinstance(manifest.get("hash"), str))
+    changed = [f"{path}: changed (content differs from what srlm wrote); its folder cannot be checked"]
+    if raw != canonical or not well_formed:
+        return changed
+    recorded = manifest.get(SELF_HASH)
+    return changed if recorded is not None and recorded != manifest_digest(manifest) else []
+
+
 def model_problems(model_dir: Path) -> list[str]:
+    problems = manifest_problems(model_dir)
+    if problems:  # a changed manifest would make every file it describes look changed
+        return problems
     manifest = read_manifest(model_dir)
     actual = file_hashes(model_dir, exclude=[MANIFEST])
     problems = [f"{model_dir / rel}: changed (sha256 differs from manifest)"
@@ -118,11 +148,19 @@ def model_problems(model_dir: Path) -> list[str]:
 
 
 def verify(models_root: Path | str = "models", events_root: Path | str = "data/events") -> tuple[int, list[str]]:
-    """(number of files checked, problems): re-hash every model file and event file."""
+    """(number of files checked, problems): re-hash every model file and event file.
+
+    Not detectable here: an event file deleted, or added under the name of its own sha256
+    (the log keeps no list of its files; `dvc status` compares against dvc.lock).
+    """
     problems, checked = [], 0
     for manifest_path in sorted(Path(models_root).glob(f"*/{MANIFEST}")):
-        checked += len(read_manifest(manifest_path.parent)["files"])
-        problems += model_problems(manifest_path.parent)
+        found = model_problems(manifest_path.parent)
+        if not found:
+            checked += len(read_manifest(manifest_path.parent)["files"])
+        problems += found
     checked += len(EventLog(events_root).files())
     problems += [f"{path}: changed (sha256 differs from the hash in its name)" for path in tampered_files(events_root)]
+    problems += [f"{path}: not an event file (event files are part-<sha256>.parquet; SQL over the folder "
+                 "would read it)" for path in stray_files(events_root)]
     return checked, problems
