@@ -17,6 +17,7 @@ install: $(VENV)/.installed
 
 run: install
 	$(BIN)/dvc repro
+	$(BIN)/srlm report
 
 test: install
 	$(BIN)/pytest -q

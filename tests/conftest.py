@@ -44,6 +44,22 @@ def small_tree(tree: str, replies: int = 3) -> list[dict]:
 
 
 @pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's headless Chromium, installed with apt-get when missing (the test setup needs root)."""
+    import shutil
+    import subprocess
+
+    found = shutil.which("chromium")
+    if found is None:
+        result = subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"],
+                                capture_output=True, text=True, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+        found = shutil.which("chromium")
+        if found is None:
+            pytest.fail(f"chromium is not installed and `apt-get install chromium` failed: {result.stderr[-500:]}")
+    return found
+
+
+@pytest.fixture(scope="session")
 def tokenizer_dir(tmp_path_factory) -> Path:
     """SmolLM2's tokenizer and chat template, read from the GGUF the package ships."""
     from srlm_core.base_model import resolve

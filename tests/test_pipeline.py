@@ -9,7 +9,8 @@ import json
 
 import pytest
 
-from pipeline import clone_repo, dvc, git, srlm
+from conftest import REPO
+from pipeline import clone_repo, dvc, git, run, srlm
 
 SMALL = {
     "sft": {"batch_size": 2, "grad_accum": 2, "max_steps": 2, "max_length": 256},
@@ -22,7 +23,7 @@ SMALL = {
                    "evaluator": {"max_prompt_tokens": 48, "max_response_tokens": 48}},
 }
 LOOP_STAGES = ["sft_baseline", "eft", "sft", "prompts@M2", "candidates@M2", "judge@M2", "pairs@M2", "dpo@M2",
-               "dpo@M3", "rm_eval@M3", "answers@M3", "h2h@M3_vs_M2"]
+               "dpo@M3", "rm_eval@M3", "answers@M3", "h2h@M3_vs_M2", "stats"]
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +113,70 @@ def test_head_to_head_games_are_logged_and_summarised(repo):
     answers = json.loads(srlm(repo, "sql", "select model, count(*) as n from eval_answers group by 1 order by 1",
                               "--format", "json").stdout)
     assert answers == [{"model": n, "n": 4} for n in ("M1", "M2", "M3", "SFT")]
+
+
+def test_per_iteration_statistics(repo):
+    stats = json.loads((repo / "reports" / "stats.json").read_text())
+    assert sorted(stats["iterations"]) == ["iteration_1", "iteration_2"]
+    one = stats["iterations"]["iteration_1"]
+    pairs = json.loads(srlm(repo, "sql", "select count(*) as n from pairs where iteration = 1",
+                            "--format", "json").stdout)[0]["n"]
+    assert one["prompts_paired"] == pairs and one["prompts_kept"] == 3
+    assert one["prompts_generated"] == one["prompts_kept"] + one["prompts_rejected"]
+    assert one["prompts_rejected"] == sum(one["rejected_by_reason"].values())
+    assert one["candidates"] == 12 and one["candidate_chars"] > 0 and one["chosen_tokens"] > 0
+    assert 0 <= one["score_share_5"] <= 1 and one["margin_mean"] >= 0
+    assert sorted(stats["models"]) == ["M1", "M2", "M3", "SFT"]
+    assert all(m["answers"] == 4 and m["pairwise_accuracy"] is not None for m in stats["models"].values())
+    assert "reports/stats.json" in dvc(repo, "metrics", "show").stdout
+
+
+def test_plots_render_offline_in_chromium(repo, chromium):
+    page = srlm(repo, "plots").stdout.strip()
+    assert page.endswith("index.html") and "cdn.jsdelivr" not in (repo / page).read_text()
+    browser = [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=15000"]
+    dom = run(repo, *browser, "--dump-dom", str(repo / page)).stdout
+    charts = ["reward_model_accuracy", "head_to_head_win_rate", "answer_length", "response_length_by_iteration",
+              "judge_scores_by_iteration", "training_loss"]
+    for chart in charts:
+        assert f'id="{chart}"' in dom, chart
+    # Vega-Embed draws each chart as an SVG of class "marks"; a chart that fails to render has none.
+    assert dom.count('class="marks"') == len(charts)
+    shots = REPO / "test-artifacts"
+    shots.mkdir(exist_ok=True)
+    run(repo, *browser, "--window-size=1400,1000", f"--screenshot={shots / 'plots.png'}", str(repo / page))
+    assert (shots / "plots.png").stat().st_size > 10_000
+
+
+def test_metrics_command_lists_every_model_and_matchup(repo):
+    shown = json.loads(srlm(repo, "metrics", "--json").stdout)
+    assert [m["model"] for m in shown["models"]] == ["SFT", "M1", "M2", "M3"]
+    assert all(m["pairwise_accuracy"] is not None and m["steps"] for m in shown["models"])
+    assert [m["matchup"] for m in shown["matchups"]] == ["M1_vs_SFT", "M2_vs_M1", "M2_vs_SFT", "M3_vs_M2",
+                                                         "M3_vs_SFT"]
+    assert "M3_vs_M2" in srlm(repo, "metrics").stdout
+
+
+def test_report_is_self_contained(repo, chromium):
+    srlm(repo, "report")
+    page = (repo / "reports" / "report.html").read_text()
+    for needle in ("Head to head", "M3_vs_M2", "Lineage", "Per iteration", "prompts_paired", "<svg"):
+        assert needle in page, needle
+    m3 = json.loads((repo / "models" / "M3" / "manifest.json").read_text())["hash"]
+    assert m3[:12] in page
+    # No scripts and nothing fetched from elsewhere: links only point into the run's own folders.
+    assert "<script" not in page and "http://" not in page.replace("http://www.w3.org", "")
+    assert "https://" not in page
+    assert page.count("<figure") == 6
+    markdown = (repo / "reports" / "report.md").read_text()
+    assert "| M3_vs_M2 |" in markdown and "](report_files/training_loss.svg)" in markdown
+    assert (repo / "reports" / "report_files" / "training_loss.svg").is_file()
+    dom = run(repo, chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--dump-dom",
+              str(repo / "reports" / "report.html")).stdout
+    assert dom.count("<figure") == 6
+    before = page
+    srlm(repo, "report")
+    assert (repo / "reports" / "report.html").read_text() == before
 
 
 @pytest.mark.parametrize("stage", LOOP_STAGES)

@@ -10,7 +10,7 @@ import sys
 import typer
 
 from ..errors import SrlmError
-from . import data, diff, lineage, sql
+from . import data, diff, lineage, metrics, plots, report, sql
 
 app = typer.Typer(help="Self-Rewarding Language Models: query, inspect and verify a run.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -18,6 +18,9 @@ app.add_typer(data.app, name="data")
 app.command("sql")(sql.sql)
 app.command("lineage")(lineage.lineage)
 app.command("verify")(lineage.verify)
+app.command("metrics")(metrics.metrics)
+app.command("plots")(plots.plots)
+app.command("report")(report.report)
 app.command("diff")(diff.diff)
 
 
