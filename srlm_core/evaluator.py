@@ -68,6 +68,7 @@ def parse_verdict(text: str) -> str | None:
 class Verdict:
     raw: str
     choice: str | None   # "A", "B", or None when no verdict could be read
+    p_a: float | None = None   # local evaluator: P(A) / (P(A) + P(B))
 
 
 class LocalEvaluator:
@@ -106,7 +107,7 @@ class LocalEvaluator:
                 probs = torch.softmax(logits[:, self.choices], -1).cpu()
                 for p_a, p_b in probs.tolist():
                     choice = "A" if p_a > p_b else "B" if p_b > p_a else None
-                    out.append(Verdict(f"P(A)={p_a:.6f} P(B)={p_b:.6f}", choice))
+                    out.append(Verdict(f"P(A)={p_a:.6f} P(B)={p_b:.6f}", choice, round(p_a, 6)))
                 bar.update(task, completed=len(out))
         return out
 

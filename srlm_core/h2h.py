@@ -53,7 +53,9 @@ def run(params: Params, *, matchup: str, models_root: Path, events_root: Path, m
              for p, v_ab, v_ba in zip(shared, first, second)]
     events.append_partition(GamePlayed, matchup, games)
     summary = win_rate.summarise([g.outcome for g in games], [v.choice for v in verdicts],
-                                 resamples=cfg.bootstrap, seed=seed)
+                                 resamples=cfg.bootstrap, seed=seed,
+                                 preferences=[win_rate.preference(v_ab.p_a, v_ba.p_a)
+                                              for v_ab, v_ba in zip(first, second)])
     metrics = {"matchup": matchup, "a": a, "b": b, "evaluator": evaluator.name, **summary}
     write_json(metrics, metrics_dir / f"{matchup}.json")
     return metrics

@@ -23,7 +23,7 @@ import vl_convert
 from .errors import SrlmError
 from .eventlog import EventLog
 from .events import EVENT_TYPES
-from .run_summary import collect
+from .run_summary import collect, preference_text
 from .storage import atomic_write_bytes
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -128,10 +128,14 @@ def build(root: Path, out_dir: Path) -> Document:
     doc.heading("Head to head")
     doc.text("Each game is played in both orders; a game is won only when both orders prefer the same model, else "
              "it is a tie. Win rate of a = (wins + ties/2) / games, with a bootstrap 95% interval.")
-    doc.table(["matchup", "a", "b", "wins", "ties", "losses", "win rate", "95% CI", "first-position rate", "evaluator"],
+    doc.table(["matchup", "a", "b", "wins", "ties", "losses", "win rate", "95% CI", "first-position rate",
+               "mean preference [95% CI]", "evaluator"],
               [[m["matchup"], m["a"], m["b"], m["wins"], m["ties"], m["losses"], m["win_rate"],
                 f"[{m['win_rate_ci95_low']:.3f}, {m['win_rate_ci95_high']:.3f}]", m.get("first_position_rate"),
-                m["evaluator"]] for m in summary["matchups"]])
+                preference_text(m), m["evaluator"]] for m in summary["matchups"]])
+    doc.text("Mean preference (local evaluator only): P(a's answer is better) averaged over both orders, so the "
+             "evaluator's position bias cancels; 0.5 = no difference. Not the paper's rule, a finer reading of the "
+             "same games.")
     doc.heading("Lineage")
     doc.table(["model", "kind", "hash", "trained on", "data hash", "parent hash"],
               [[s["name"], s["kind"], s["hash"][:12], s["training_data"], (s["training_data_hash"] or "")[:12],

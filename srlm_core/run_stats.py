@@ -27,7 +27,8 @@ ITERATION_SQL = Path(__file__).parent / "sql" / "iteration_stats.sql"
 RM_KEYS = ("pairwise_accuracy", "exact_match", "spearman", "kendall", "top_scored_5", "parse_failure_rate",
            "tie_rate", "groups", "pairs")
 H2H_KEYS = ("a", "b", "games", "wins", "ties", "losses", "win_rate", "win_rate_ci95_low", "win_rate_ci95_high",
-            "decisive_rate", "first_position_rate")
+            "decisive_rate", "first_position_rate", "mean_preference", "mean_preference_ci95_low",
+            "mean_preference_ci95_high")
 
 
 def _clean(value):
@@ -71,7 +72,7 @@ def h2h_rows(params: Params, metrics_root: Path) -> list[dict]:
     for name in params.evaluation.matchups:
         found = _json(metrics_root / "h2h" / f"{name}.json")
         if found:
-            rows.append({"matchup": name, **{k: found[k] for k in H2H_KEYS}})
+            rows.append({"matchup": name, **{k: found.get(k) for k in H2H_KEYS}})
     return rows
 
 

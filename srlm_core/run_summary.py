@@ -45,3 +45,11 @@ def collect(root: Path | str = ".") -> dict:
     chain = lineage.chain(last) if (last / lineage.MANIFEST).is_file() else []
     return {"models": models, "matchups": [m for m in matchups if "games" in m],
             "iterations": stats.get("iterations", {}), "lineage": chain}
+
+
+def preference_text(matchup: dict) -> str:
+    """`0.512 [0.480, 0.545]`: a matchup's mean preference and its interval, or `-` without one."""
+    if matchup.get("mean_preference") is None:
+        return "-"
+    return (f"{matchup['mean_preference']:.3f} [{matchup['mean_preference_ci95_low']:.3f}, "
+            f"{matchup['mean_preference_ci95_high']:.3f}]")

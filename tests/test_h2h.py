@@ -40,6 +40,18 @@ def test_win_rate_counts_ties_as_half_and_has_a_seeded_interval():
     assert first["first_position_rate"] == 0.5 and first["verdict_parse_failures"] == 0
 
 
+def test_mean_preference_cancels_position_bias():
+    # The evaluator always prefers position A (0.9 vs 0.6), but a's answer more so in either position.
+    from srlm_core.win_rate import preference
+
+    prefs = [preference(0.9, 0.6), preference(0.9, 0.6)]
+    assert prefs == pytest.approx([0.65, 0.65])
+    s = summarise(["tie", "tie"], ["A"] * 4, resamples=100, seed=0, preferences=prefs)
+    assert s["win_rate"] == 0.5 and s["mean_preference"] == pytest.approx(0.65)
+    assert s["mean_preference_ci95_low"] == pytest.approx(s["mean_preference_ci95_high"]) == pytest.approx(0.65)
+    assert summarise(["a"], ["A", "B"], resamples=10, seed=0, preferences=[None])["mean_preference"] is None
+
+
 def test_all_ties_give_a_degenerate_interval_at_one_half():
     s = summarise(["tie"] * 4, ["A"] * 8, resamples=100, seed=0)
     assert s["win_rate"] == s["win_rate_ci95_low"] == s["win_rate_ci95_high"] == 0.5

@@ -103,6 +103,7 @@ def test_head_to_head_games_are_logged_and_summarised(repo):
     assert (m["a"], m["b"], m["games"], m["evaluator"]) == ("M3", "M2", 4, "local:M0")
     assert m["wins"] + m["ties"] + m["losses"] == 4
     assert m["win_rate_ci95_low"] <= m["win_rate"] <= m["win_rate_ci95_high"]
+    assert m["mean_preference_ci95_low"] <= m["mean_preference"] <= m["mean_preference_ci95_high"]
     games = json.loads(srlm(repo, "sql", """
         select g.outcome, g.verdict_ab, g.verdict_ba, g.evaluator_hash, a.model as answered_by
         from h2h_games g join eval_answers a on a.answer_id = g.answer_a_id

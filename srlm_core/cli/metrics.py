@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..run_summary import collect
+from ..run_summary import collect, preference_text
 from .output import print_json
 
 MODEL_COLUMNS = [("model", "model"), ("kind", "kind"), ("steps", "steps"), ("final_loss", "loss"),
@@ -42,9 +42,9 @@ def metrics(
         table.add_row(*(_cell(row.get(key)) for key, _ in MODEL_COLUMNS))
     console.print(table)
     games = Table("matchup", "a", "b", "win", "tie", "loss", "win rate [95% CI]", "first-position rate",
-                  "evaluator", title="head to head (win rate of a; ties count 1/2)")
+                  "mean preference [95% CI]", "evaluator", title="head to head (win rate of a; ties count 1/2)")
     for m in summary["matchups"]:
         games.add_row(m["matchup"], m["a"], m["b"], str(m["wins"]), str(m["ties"]), str(m["losses"]),
                       f"{m['win_rate']:.3f} [{m['win_rate_ci95_low']:.3f}, {m['win_rate_ci95_high']:.3f}]",
-                      _cell(m.get("first_position_rate")), m["evaluator"])
+                      _cell(m.get("first_position_rate")), preference_text(m), m["evaluator"])
     console.print(games)
