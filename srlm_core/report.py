@@ -122,9 +122,18 @@ def build(root: Path, out_dir: Path) -> Document:
     doc.heading("Models")
     doc.text("Reward modelling: the model judges held-out human-ranked replies (metrics defined in docs/metrics.md). "
              "Answer length: mean characters of its answers to the held-out prompts.")
-    keys = ["model", "kind", "hash", "steps", "final_loss", "pairwise_accuracy", "exact_match", "spearman", "kendall",
-            "top_scored_5", "parse_failure_rate", "answer_chars", "answer_tokens"]
-    doc.table(keys, [[(m[k] or "")[:12] if k == "hash" else m[k] for k in keys] for m in summary["models"]])
+    keys = ["model", "kind", "hash", "steps", "final_loss", "pairwise_accuracy", "95% CI", "exact_match", "spearman",
+            "kendall", "top_scored_5", "parse_failure_rate", "answer_chars", "answer_tokens"]
+
+    def cell(m: dict, key: str):
+        if key == "hash":
+            return (m["hash"] or "")[:12]
+        if key == "95% CI":
+            low, high = m["pairwise_accuracy_ci95_low"], m["pairwise_accuracy_ci95_high"]
+            return "-" if low is None else f"[{low:.3f}, {high:.3f}]"
+        return m[key]
+
+    doc.table(keys, [[cell(m, k) for k in keys] for m in summary["models"]])
     doc.heading("Head to head")
     doc.text("Each game is played in both orders; a game is won only when both orders prefer the same model, else "
              "it is a tie. Win rate of a = (wins + ties/2) / games, with a bootstrap 95% interval.")

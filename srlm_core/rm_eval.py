@@ -39,7 +39,8 @@ def run(params: Params, *, model_dir: Path, groups_path: Path, events_root: Path
               for r, samples in zip(replies, results) for i, j in enumerate(samples)]
     EventLog(events_root).append(events)
     metrics = rm_metrics.compute([{"group_id": r["prompt_id"], "reply_id": r["reply_id"], "human_rank": r["rank"],
-                                   "samples": [j.score for j in samples]} for r, samples in zip(replies, results)])
+                                   "samples": [j.score for j in samples]} for r, samples in zip(replies, results)],
+                                 resamples=cfg.bootstrap, seed=seed)
     metrics = {"model": model_dir.name, "method": jcfg.method, "samples": jcfg.samples, **metrics}
     write_json(metrics, metrics_dir / "rm_eval.json")
     return metrics

@@ -22,6 +22,7 @@ import itertools
 import math
 from collections import defaultdict
 
+import numpy as np
 from scipy import stats
 
 
@@ -37,7 +38,19 @@ def _correlation(fn, xs: list[float], ys: list[float]) -> float:
     return 0.0 if math.isnan(value) else float(value)
 
 
-def compute(rows: list[dict]) -> dict:
+def group_bootstrap(per_group: list[tuple[int, int]], *, resamples: int, seed: int) -> tuple[float | None, float | None]:
+    """95% percentile interval of pooled accuracy (sum agree / sum pairs) over groups resampled with
+    replacement: pairs within a group share a judge's view of the group, so groups are the unit."""
+    counts = np.array([(p, a) for p, a in per_group if p > 0], dtype=float).reshape(-1, 2)
+    if not len(counts):
+        return None, None
+    picks = np.random.default_rng(seed).integers(0, len(counts), size=(resamples, len(counts)))
+    pooled = counts[picks].sum(axis=1)
+    low, high = np.percentile(pooled[:, 1] / pooled[:, 0], [2.5, 97.5])
+    return round(float(low), 6), round(float(high), 6)
+
+
+def compute(rows: list[dict], *, resamples: int = 2000, seed: int = 0) -> dict:
     """rows: {group_id, reply_id, human_rank, samples: [score | None, ...]} -> metrics."""
     groups: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
@@ -45,6 +58,7 @@ def compute(rows: list[dict]) -> dict:
     pairs = agree = ties = exact = 0
     spearman, kendall = [], []
     tops = tops_5 = 0
+    per_group: list[tuple[int, int]] = []
     for replies in groups.values():
         group_pairs = group_agree = 0
         for a, b in itertools.combinations(replies, 2):
@@ -59,6 +73,7 @@ def compute(rows: list[dict]) -> dict:
                     ties += 1
         pairs += group_pairs
         agree += group_agree
+        per_group.append((group_pairs, group_agree))
         exact += group_pairs > 0 and group_agree == group_pairs
         scored = [r for r in replies if r["score"] is not None]
         xs, ys = [r["score"] for r in scored], [-r["human_rank"] for r in scored]
@@ -77,6 +92,8 @@ def compute(rows: list[dict]) -> dict:
     return {
         "groups": len(groups), "replies": len(rows), "pairs": pairs,
         "pairwise_accuracy": agree / pairs if pairs else None,
+        **dict(zip(("pairwise_accuracy_ci95_low", "pairwise_accuracy_ci95_high"),
+                   group_bootstrap(per_group, resamples=resamples, seed=seed))),
         "tie_rate": ties / pairs if pairs else None,
         "exact_match": exact / len(groups) if groups else None,
         "spearman": sum(spearman) / len(spearman) if spearman else None,

@@ -14,7 +14,7 @@ from .errors import SrlmError
 from .params import load_params
 
 TRAIN_KEYS = ("examples", "steps", "final_loss", "final_rewards_accuracies", "final_rewards_margins")
-RM_KEYS = ("pairwise_accuracy", "exact_match", "spearman", "kendall", "top_scored_5", "parse_failure_rate")
+RM_KEYS = ("pairwise_accuracy", "pairwise_accuracy_ci95_low", "pairwise_accuracy_ci95_high", "exact_match", "spearman", "kendall", "top_scored_5", "parse_failure_rate")
 
 
 def _json(path: Path) -> dict:

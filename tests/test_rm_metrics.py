@@ -36,3 +36,15 @@ def test_reversed_ties_and_failures():
 def test_equal_human_ranks_are_not_pairs():
     m = compute(group("a", (0, [5]), (0, [1]), (1, [0])))
     assert m["pairs"] == 2 and m["pairwise_accuracy"] == 1
+
+
+def test_pairwise_accuracy_interval_resamples_groups():
+    # Two groups: one fully agreeing (3 pairs), one fully disagreeing (1 pair).
+    rows = [{"group_id": "g1", "reply_id": f"g1-{i}", "human_rank": i, "samples": [3.0 - i]} for i in range(3)]
+    rows += [{"group_id": "g2", "reply_id": f"g2-{i}", "human_rank": i, "samples": [float(i)]} for i in range(2)]
+    m = compute(rows, resamples=500, seed=1)
+    assert m["pairwise_accuracy"] == 0.75
+    assert m["pairwise_accuracy_ci95_low"] == 0.0 and m["pairwise_accuracy_ci95_high"] == 1.0
+    assert m == compute(rows, resamples=500, seed=1)
+    one = compute(rows[:3], resamples=50, seed=0)
+    assert one["pairwise_accuracy_ci95_low"] == one["pairwise_accuracy_ci95_high"] == 1.0
