@@ -25,7 +25,7 @@ from . import runtime
 from .errors import SrlmError
 from .generation import chunks, left_pad, progress
 from .hashing import sha256_bytes
-from .judge import PACKAGE_ROOT, chat_prompt_ids, clip
+from .judge import chat_prompt_ids, clip, read_template
 from .params import EvaluatorParams
 
 VERDICT = re.compile(r"\[\[([AB])\]\]")
@@ -40,13 +40,7 @@ class PairwiseTemplate:
 
     @classmethod
     def load(cls, path: str) -> "PairwiseTemplate":
-        file = Path(path)
-        if not file.is_absolute() and not file.exists():
-            file = PACKAGE_ROOT / path
-        try:
-            data = file.read_bytes()
-        except FileNotFoundError:
-            raise SrlmError(f"{path}: evaluator template not found (params.yaml evaluation.evaluator.template)") from None
+        data = read_template(path, "evaluator template", "evaluation.evaluator.template")
         text = data.decode("utf-8")
         missing = [p for p in PLACEHOLDERS if p not in text]
         if missing:

@@ -41,6 +41,17 @@ def parse_score(generated: str) -> float | None:
     return value if value.is_integer() and 0 <= value <= 5 else None
 
 
+def read_template(path: str, what: str, param: str) -> bytes:
+    """A prompt template's bytes: the path as given, else relative to the package (the shipped ones)."""
+    file = Path(path)
+    if not file.is_absolute() and not file.exists():
+        file = PACKAGE_ROOT / path
+    try:
+        return file.read_bytes()
+    except FileNotFoundError:
+        raise SrlmError(f"{path}: {what} not found (params.yaml {param})") from None
+
+
 @dataclass(frozen=True)
 class Template:
     text: str
@@ -49,13 +60,7 @@ class Template:
 
     @classmethod
     def load(cls, path: str) -> "Template":
-        file = Path(path)
-        if not file.is_absolute() and not file.exists():
-            file = PACKAGE_ROOT / path
-        try:
-            data = file.read_bytes()
-        except FileNotFoundError:
-            raise SrlmError(f"{path}: judge template not found (params.yaml judge.template)") from None
+        data = read_template(path, "judge template", "judge.template")
         text = data.decode("utf-8")
         for field in ("{prompt}", "{response}"):
             if field not in text:

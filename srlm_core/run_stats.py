@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from pathlib import Path
 
 from .params import Params
 from .query import connect
-from .storage import atomic_write_bytes, write_json
+from .storage import atomic_write_bytes, read_json, write_json
 
 ITERATION_SQL = Path(__file__).parent / "sql" / "iteration_stats.sql"
 RM_KEYS = ("pairwise_accuracy", "exact_match", "spearman", "kendall", "top_scored_5", "parse_failure_rate",
@@ -51,16 +50,12 @@ def write_csv(rows: list[dict], path: Path, columns: list[str]) -> None:
     atomic_write_bytes(path, buffer.getvalue().encode())
 
 
-def _json(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
 def model_rows(params: Params, con, metrics_root: Path) -> list[dict]:
     answers = {r["model"]: r for r in _rows(con, "select model, count(*) as answers, avg(length(text)) as answer_chars, "
                                                  "avg(num_tokens) as answer_tokens from eval_answers group by all")}
     rows = []
     for order, name in enumerate(params.evaluation.models):
-        rm = _json(metrics_root / name / "rm_eval.json") or {}
+        rm = read_json(metrics_root / name / "rm_eval.json")
         lengths = answers.get(name, {})
         rows.append({"model": name, "order": order, **{k: rm.get(k) for k in RM_KEYS},
                      **{k: lengths.get(k) for k in ("answers", "answer_chars", "answer_tokens")}})
@@ -70,7 +65,7 @@ def model_rows(params: Params, con, metrics_root: Path) -> list[dict]:
 def h2h_rows(params: Params, metrics_root: Path) -> list[dict]:
     rows = []
     for name in params.evaluation.matchups:
-        found = _json(metrics_root / "h2h" / f"{name}.json")
+        found = read_json(metrics_root / "h2h" / f"{name}.json")
         if found:
             rows.append({"matchup": name, **{k: found.get(k) for k in H2H_KEYS}})
     return rows

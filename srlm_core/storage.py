@@ -17,6 +17,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .errors import SrlmError
+
 PARQUET_OPTIONS = dict(compression="zstd", compression_level=3, row_group_size=1 << 16,
                        use_dictionary=True, write_statistics=True, data_page_version="2.0")
 
@@ -51,3 +53,14 @@ def write_parquet(table: pa.Table, path: Path | str) -> Path:
 def write_json(obj: object, path: Path | str) -> Path:
     text = json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def read_json(path: Path | str) -> dict:
+    """A JSON file written by a stage; {} when the stage has not run yet."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except json.JSONDecodeError as exc:
+        raise SrlmError(f"{path}: not valid JSON ({exc}); re-run the stage that writes it") from None
