@@ -4,10 +4,13 @@ Writes PairBuilt / PairSkipped events, every candidate's score (mean of its vali
 samples), spread and valid-sample count to `<out>/candidate_scores.parquet`, and the
 training data `<out>/train.parquet`: (prompt, chosen, rejected) for DPO, or (prompt,
 completion) with the top responses when `pairs.positive_only` is set (the paper's ablation).
+When no judgement of the iteration has a score (the judge never wrote a valid `Score: N`),
+it stops with an SrlmError before writing anything, whatever `dpo.allow_empty` says.
 """
 
 from __future__ import annotations
 
+import shlex
 from collections import Counter
 from pathlib import Path
 
@@ -40,13 +43,36 @@ def select(events: EventLog, iteration: int, min_margin: float) -> tuple[list[di
     return [dict(zip(columns, row)) for row in cursor.fetchall()], scores
 
 
+def no_scores_message(params: Params, events: EventLog, iteration: int, judgements: pa.Table) -> str:
+    """Why an iteration whose judgements all failed to parse stops here: a judge that never gives
+    a score is a failure, not an empty iteration, so this holds whatever dpo.allow_empty says."""
+    methods = sorted(set(judgements.column("method").to_pylist()))
+    events_flag = "" if events.root == Path("data/events") else f" --events {shlex.quote(str(events.root))}"
+    if methods == ["text"]:
+        fixes = ("set judge.method: probability in params.yaml (always a number), raise judge.max_new_tokens "
+                 f"(now {params.judge.max_new_tokens}) so the justification reaches its `Score: N` line, "
+                 "or judge with a larger model")
+    else:
+        fixes = ("re-run the judge stage (judge.method: probability always gives a number), or judge with a "
+                 "larger model")
+    return (f"{events.partition(JudgementRecorded.TABLE, iteration)}: none of the {judgements.num_rows} "
+            f"judgements of iteration {iteration} has a score (judge.method: {', '.join(methods)}): the judge "
+            f"never wrote a valid `Score: N` (a whole number 0-5), so there is nothing to build pairs from; "
+            f"nothing written, whatever dpo.allow_empty says. Look at the raw outputs with: "
+            f"srlm sql{events_flag} \"select raw_output from judgements where iteration = {iteration} limit 5\". "
+            f"Fix: {fixes}")
+
+
 def run(params: Params, *, iteration: int, events_root: Path, out_dir: Path) -> dict:
     cfg = params.pairs
     events = EventLog(events_root)
-    judged_by = set(events.read(JudgementRecorded, iteration).column("model_hash").to_pylist())
+    judgements = events.read(JudgementRecorded, iteration)
+    judged_by = set(judgements.column("model_hash").to_pylist())
     if len(judged_by) != 1:
         raise SrlmError(f"{events.partition(JudgementRecorded.TABLE, iteration)}: expected judgements by one "
                         f"model, found {len(judged_by) or 'none'}; re-run the judge stage")
+    if judgements.column("score").null_count == judgements.num_rows:
+        raise SrlmError(no_scores_message(params, events, iteration, judgements))
     model_hash = judged_by.pop()
     rows, scores = select(events, iteration, cfg.min_margin)
     common = dict(iteration=iteration, model_hash=model_hash, stage=STAGE, seed=None, sampling=None)
