@@ -10,6 +10,7 @@ from .errors import SrlmError
 from .eventlog import EventLog
 from .events import EvalAnswerGenerated, PromptAdded, sampling_json
 from .generation import Sampling, sample
+from .journal import Journal
 from .judge import chat_prompt_ids
 from .params import Params
 
@@ -33,13 +34,16 @@ def run(params: Params, *, model_dir: Path, events_root: Path) -> dict:
     sampling = Sampling(cfg.temperature, cfg.top_p, cfg.max_new_tokens)
     record = sampling_json(sampling.record(n=1))
     seed = params.seed + 7
-    outputs = sample(model, tokenizer, [chat_prompt_ids(tokenizer, p["text"]) for p in prompts], n=1,
-                     sampling=sampling, seed=seed, batch_size=cfg.batch_size,
-                     label=f"{model_dir.name}: answering {len(prompts)} held-out prompts")
+    ids = [chat_prompt_ids(tokenizer, p["text"]) for p in prompts]
+    journal = Journal(f"answers@{model_dir.name}", {"model": model_hash, "sampling": record, "seed": seed,
+                                                     "batch_size": cfg.batch_size, "prompts": ids})
+    outputs = sample(model, tokenizer, ids, n=1, sampling=sampling, seed=seed, batch_size=cfg.batch_size,
+                     label=f"{model_dir.name}: answering {len(prompts)} held-out prompts", journal=journal)
     rows = [EvalAnswerGenerated.create(model=model_dir.name, prompt_id=p["prompt_id"], model_hash=model_hash,
                                        text=s.text, num_tokens=s.num_tokens, finish_reason=s.finish_reason,
                                        stage=STAGE, seed=seed, sampling=record)
             for p, (s,) in zip(prompts, outputs)]
     events.append_partition(EvalAnswerGenerated, model_dir.name, rows)
+    journal.clear()
     return {"answers": len(rows), "cut_at_max_tokens": sum(r.finish_reason == "length" for r in rows),
             "mean_chars": sum(len(r.text) for r in rows) / len(rows)}

@@ -9,6 +9,7 @@ from .errors import SrlmError
 from .eventlog import EventLog
 from .events import CandidateGenerated, PromptAdded, sampling_json
 from .generation import Sampling, sample
+from .journal import Journal
 from .judge import chat_prompt_ids
 from .params import Params
 
@@ -27,12 +28,15 @@ def run(params: Params, *, iteration: int, model_dir: Path, events_root: Path) -
     record = sampling_json(sampling.record(n=cfg.n))
     seed = params.seed + 1000 * iteration + 1
     ids = [chat_prompt_ids(tokenizer, p["text"]) for p in prompts]
+    journal = Journal(f"candidates@{iteration}", {"model": model_hash, "sampling": record, "seed": seed,
+                                                   "batch_size": cfg.batch_size, "prompts": ids})
     outputs = sample(model, tokenizer, ids, n=cfg.n, sampling=sampling, seed=seed, batch_size=cfg.batch_size,
-                     label=f"answering {len(prompts)} prompts x {cfg.n}")
+                     label=f"answering {len(prompts)} prompts x {cfg.n}", journal=journal)
     rows = [CandidateGenerated.create(prompt_id=p["prompt_id"], iteration=iteration, model_hash=model_hash,
                                       sample_index=i, text=s.text, num_tokens=s.num_tokens,
                                       finish_reason=s.finish_reason, stage=STAGE, seed=seed, sampling=record)
             for p, samples in zip(prompts, outputs) for i, s in enumerate(samples)]
     events.append(rows)
+    journal.clear()
     return {"prompts": len(prompts), "candidates": len(rows),
             "cut_at_max_tokens": sum(r.finish_reason == "length" for r in rows)}

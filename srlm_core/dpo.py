@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import tempfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -22,7 +21,8 @@ from .errors import SrlmError
 from .lineage import MANIFEST, data_hashes, staging, write_manifest
 from .params import Params
 from .storage import atomic_write_bytes, write_json
-from .training import lora_config, quiet, trainer_args, write_metrics
+from .training import lora_config, quiet, trainer_args, training_journal, write_metrics
+from .training import train as train_resumably
 
 log = logging.getLogger(__name__)
 
@@ -66,24 +66,26 @@ def run(params: Params, *, prev_dir: Path, aift_dir: Path, out_dir: Path, metric
     if summary["mode"] == "sft":
         rows = table.select(["prompt", "completion"])
         return sft.train(name=out_dir.name, base_dir=prev_dir, examples=sft.conversations(rows), data_name=data_name,
-                         data_files=[train_path], cfg=params.sft, seed=params.seed, out_dir=out_dir,
+                         data_files=[train_path], cfg=params.sft, train_cfg=params.train, seed=params.seed,
+                         out_dir=out_dir,
                          metrics_dir=metrics_dir, params_record={**params_record, "sft": params.sft.model_dump()},
                          extra={"positive_only": True})
     runtime.seed_everything(params.seed)
-    model, tokenizer, _ = runtime.load(prev_dir, for_training=True, dropout=cfg.dropout)
-    with tempfile.TemporaryDirectory(prefix="srlm-dpo-") as scratch:
-        args = DPOConfig(**trainer_args(cfg, Path(scratch), params.seed), beta=cfg.beta,
-                         precompute_ref_log_probs=cfg.method == "full", disable_dropout=False)
-        trainer = quiet(DPOTrainer(model=model, ref_model=None, args=args, train_dataset=Dataset.from_list(
-            preference_rows(table)), processing_class=tokenizer, peft_config=lora_config(cfg)), "dpo")
-        log.info("%s: DPO on %d pairs from %s (%s, beta %.2f)", out_dir.name, table.num_rows, prev_dir.name,
-                 cfg.method, cfg.beta)
-        trainer.train()
-        history = trainer.state.log_history
+    model, tokenizer, prev_hash = runtime.load(prev_dir, for_training=True, dropout=cfg.dropout)
+    journal = training_journal(out_dir, prev_hash, training_data["hash"], params_record)
+    args = DPOConfig(**trainer_args(cfg, journal.dir, params.seed), beta=cfg.beta,
+                     precompute_ref_log_probs=cfg.method == "full", disable_dropout=False)
+    trainer = quiet(DPOTrainer(model=model, ref_model=None, args=args, train_dataset=Dataset.from_list(
+        preference_rows(table)), processing_class=tokenizer, peft_config=lora_config(cfg)), "dpo",
+        params.train.checkpoint_minutes)
+    log.info("%s: DPO on %d pairs from %s (%s, beta %.2f)", out_dir.name, table.num_rows, prev_dir.name,
+             cfg.method, cfg.beta)
+    train_resumably(trainer, journal.dir)
     with staging(out_dir) as tmp:
         runtime.save(trainer.model, tokenizer, tmp)
         manifest = write_manifest(tmp, name=out_dir.name, kind=f"dpo-{cfg.method}", parent=prev_dir,
                                   training_data=training_data, params=params_record,
                                   extra={"judge_model": summary["judge_model"]})
-    write_metrics(history, metrics_dir, {"examples": table.num_rows})
+    write_metrics(trainer.state.log_history, metrics_dir, {"examples": table.num_rows})
+    journal.clear()
     return manifest

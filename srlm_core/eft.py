@@ -22,7 +22,7 @@ from .errors import SrlmError
 from .eventlog import EventLog
 from .events import ReplyJudged
 from .judge import SCORE, STOP, clip, parse_score
-from .judging import make_judge, sampling_record
+from .judging import judge_resumably, make_judge, sampling_record
 from .lineage import staging
 from .params import Params
 from .storage import write_json, write_parquet
@@ -72,10 +72,11 @@ def run(params: Params, *, judge_dir: Path, groups_path: Path, events_root: Path
     judge = make_judge(model, tokenizer, jcfg, samples=cfg.samples)
     seed = params.seed + 7
     rows_per_batch = jcfg.batch_size * jcfg.samples
-    results = judge.judge([(r["prompt"], r["reply"]) for r in replies], seed=seed,
-                          batch_size=max(1, rows_per_batch // cfg.samples),
-                          label=f"EFT: judging {len(replies)} human replies")
     record = sampling_record(judge, jcfg)
+    results, journal = judge_resumably(judge, [(r["prompt"], r["reply"]) for r in replies], stage="eft",
+                                       model_hash=model_hash, record=record, seed=seed,
+                                       batch_size=max(1, rows_per_batch // cfg.samples),
+                                       label=f"EFT: judging {len(replies)} human replies")
     events = [ReplyJudged.create(group_id=r["prompt_id"], reply_id=r["reply_id"], human_rank=r["rank"],
                                  split=r["split"], iteration=0, model_hash=model_hash, sample_index=i,
                                  template_hash=judge.template.hash, raw_output=j.raw_output, score=j.score,
@@ -116,4 +117,5 @@ def run(params: Params, *, judge_dir: Path, groups_path: Path, events_root: Path
     with staging(out_dir) as tmp:
         write_parquet(pa.Table.from_pylist(examples, schema=SCHEMA), tmp / "train.parquet")
         write_json(summary, tmp / "summary.json")
+    journal.clear()
     return summary

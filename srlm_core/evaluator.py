@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -25,6 +25,7 @@ from . import runtime
 from .errors import SrlmError
 from .generation import chunks, left_pad, progress
 from .hashing import sha256_bytes
+from .journal import Journal
 from .judge import chat_prompt_ids, clip, read_template
 from .params import EvaluatorParams
 
@@ -85,24 +86,23 @@ class LocalEvaluator:
                                   cut(b, self.cfg.max_response_tokens))
         return chat_prompt_ids(self.tok, text) + self.opening
 
+    def compare(self, items: Sequence[tuple[str, str, str]], label: str = "evaluating",
+                journal: Journal | None = None) -> list[Verdict]:
+        return compare_in_chunks(self._verdicts, [self._ids(*item) for item in items], self.cfg.batch_size,
+                                 label, journal)
+
     @torch.inference_mode()
-    def compare(self, items: Sequence[tuple[str, str, str]], label: str = "evaluating") -> list[Verdict]:
-        rows = [self._ids(*item) for item in items]
-        out: list[Verdict] = []
-        with progress(label) as bar:
-            task = bar.add_task(label, total=len(rows), rate="")
-            for _, batch in chunks(rows, self.cfg.batch_size):
-                ids, mask = left_pad(batch, self.tok.pad_token_id)
-                # Positions count real tokens only, so a verdict does not depend on its batch's padding.
-                pos = (mask.cumsum(-1) - 1).clamp(min=0)
-                device = self.model.device
-                logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                                    position_ids=pos.to(device)).logits[:, -1].float()
-                probs = torch.softmax(logits[:, self.choices], -1).cpu()
-                for p_a, p_b in probs.tolist():
-                    choice = "A" if p_a > p_b else "B" if p_b > p_a else None
-                    out.append(Verdict(f"P(A)={p_a:.6f} P(B)={p_b:.6f}", choice, round(p_a, 6)))
-                bar.update(task, completed=len(out))
+    def _verdicts(self, batch: Sequence[list[int]]) -> list[Verdict]:
+        ids, mask = left_pad(batch, self.tok.pad_token_id)
+        # Positions count real tokens only, so a verdict does not depend on its batch's padding.
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        device = self.model.device
+        logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                            position_ids=pos.to(device)).logits[:, -1].float()
+        out = []
+        for p_a, p_b in torch.softmax(logits[:, self.choices], -1).cpu().tolist():
+            choice = "A" if p_a > p_b else "B" if p_b > p_a else None
+            out.append(Verdict(f"P(A)={p_a:.6f} P(B)={p_b:.6f}", choice, round(p_a, 6)))
         return out
 
 
@@ -139,15 +139,37 @@ class EndpointEvaluator:
             time.sleep(2 ** attempt)
         raise AssertionError("unreachable")
 
-    def compare(self, items: Sequence[tuple[str, str, str]], label: str = "evaluating") -> list[Verdict]:
+    def compare(self, items: Sequence[tuple[str, str, str]], label: str = "evaluating",
+                journal: Journal | None = None) -> list[Verdict]:
+        return compare_in_chunks(self._verdicts, list(items), self.cfg.batch_size, label, journal)
+
+    def _verdicts(self, batch: Sequence[tuple[str, str, str]]) -> list[Verdict]:
         out = []
-        with progress(label) as bar:
-            task = bar.add_task(label, total=len(items), rate="")
-            for item in items:
-                raw = self._request(self.template.fill(*item))
-                out.append(Verdict(raw, parse_verdict(raw)))
-                bar.update(task, completed=len(out))
+        for item in batch:
+            raw = self._request(self.template.fill(*item))
+            out.append(Verdict(raw, parse_verdict(raw)))
         return out
+
+
+def compare_in_chunks(verdicts: Callable[[Sequence], list[Verdict]], rows: Sequence, batch_size: int, label: str,
+                      journal: Journal | None) -> list[Verdict]:
+    """Verdicts chunk by chunk; a chunk found in `journal` is not asked again (paid endpoint calls included)."""
+    out: list[Verdict] = []
+    with progress(label) as bar:
+        task = bar.add_task(label, total=len(rows), rate="")
+        for index, batch in chunks(rows, batch_size):
+            done = journal.get(index) if journal else None
+            if done is None:
+                new = verdicts(batch)
+                if journal:
+                    journal.put(index, [[v.raw, v.choice, v.p_a] for v in new])
+                out += new
+            else:
+                out += [Verdict(*v) for v in done]
+            bar.update(task, completed=len(out))
+    if journal:
+        journal.report(len(range(0, len(rows), batch_size)))
+    return out
 
 
 def make_evaluator(cfg: EvaluatorParams, models_root: Path, seed: int) -> LocalEvaluator | EndpointEvaluator:

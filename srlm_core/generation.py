@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import Iterator, Sequence
 
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from .journal import Journal
 
 
 @dataclass(frozen=True)
@@ -69,22 +71,31 @@ def decode_rows(tokenizer, generated: torch.Tensor, stop_strings: Sequence[str] 
 
 @torch.inference_mode()
 def sample(model, tokenizer, prompts: Sequence[Sequence[int]], *, n: int, sampling: Sampling, seed: int,
-           batch_size: int, stop_strings: Sequence[str] = (), label: str = "generating") -> list[list[Sample]]:
+           batch_size: int, stop_strings: Sequence[str] = (), label: str = "generating",
+           journal: Journal | None = None) -> list[list[Sample]]:
     """n samples for each prompt (token ids). Batch b is seeded with seed + b, so a batch's output
-    depends only on its own prompts and seed."""
+    depends only on its own prompts and seed, and a batch found in `journal` is not generated again."""
     results: list[list[Sample]] = []
     extra = {"stop_strings": list(stop_strings), "tokenizer": tokenizer} if stop_strings else {}
     with progress(label) as bar:
         task = bar.add_task(label, total=len(prompts) * n, rate="")
         for index, batch in chunks(prompts, batch_size):
+            done = journal.get(index) if journal else None
+            if done is not None:
+                results += [[Sample(*s) for s in row] for row in done]
+                continue
             ids, mask = left_pad(batch, tokenizer.pad_token_id)
             torch.manual_seed(seed + index)
             out = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
                                  num_return_sequences=n, pad_token_id=tokenizer.pad_token_id,
                                  **sampling.generate_kwargs(), **extra)
             rows = decode_rows(tokenizer, out[:, ids.shape[1]:].cpu(), stop_strings)
-            results += [rows[i * n:(i + 1) * n] for i in range(len(batch))]
+            new = [rows[i * n:(i + 1) * n] for i in range(len(batch))]
+            if journal:
+                journal.put(index, [[astuple(s) for s in row] for row in new])
+            results += new
             elapsed = bar.tasks[task].elapsed or 1e-9
-            done = len(results) * n
-            bar.update(task, completed=done, rate=f"{sum(s.num_tokens for r in results for s in r) / elapsed:.0f} tok/s")
+            bar.update(task, completed=len(results) * n, rate=f"{sum(s.num_tokens for r in results for s in r) / elapsed:.0f} tok/s")
+    if journal:
+        journal.report(len(range(0, len(prompts), batch_size)))
     return results

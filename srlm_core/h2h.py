@@ -11,6 +11,7 @@ from .errors import SrlmError
 from .evaluator import make_evaluator
 from .eventlog import EventLog
 from .events import EvalAnswerGenerated, GamePlayed, PromptAdded
+from .journal import Journal
 from .params import Params
 from .storage import write_json
 
@@ -41,7 +42,9 @@ def run(params: Params, *, matchup: str, models_root: Path, events_root: Path, m
     evaluator = make_evaluator(cfg.evaluator, models_root, seed)
     ab = [(texts[p], answers_a[p]["text"], answers_b[p]["text"]) for p in shared]
     ba = [(prompt, answer_b, answer_a) for prompt, answer_a, answer_b in ab]
-    verdicts = evaluator.compare(ab + ba, label=f"{matchup}: {len(shared)} games x 2 orders")
+    journal = Journal(f"h2h@{matchup}", {"evaluator": evaluator.hash, "template": evaluator.template.hash,
+                                          "settings": cfg.evaluator.model_dump(), "seed": seed, "items": ab + ba})
+    verdicts = evaluator.compare(ab + ba, label=f"{matchup}: {len(shared)} games x 2 orders", journal=journal)
     first, second = verdicts[:len(shared)], verdicts[len(shared):]
     games = [GamePlayed.create(matchup=matchup, prompt_id=p, model_a=a, model_b=b,
                                answer_a_id=answers_a[p]["answer_id"], answer_b_id=answers_b[p]["answer_id"],
@@ -58,4 +61,5 @@ def run(params: Params, *, matchup: str, models_root: Path, events_root: Path, m
                                               for v_ab, v_ba in zip(first, second)])
     metrics = {"matchup": matchup, "a": a, "b": b, "evaluator": evaluator.name, **summary}
     write_json(metrics, metrics_dir / f"{matchup}.json")
+    journal.clear()
     return metrics

@@ -26,6 +26,7 @@ from transformers import DynamicCache
 from .errors import SrlmError
 from .generation import Sampling, chunks, decode_rows, progress
 from .hashing import sha256_bytes
+from .journal import Journal
 
 SCORE = re.compile(r"Score:\s*(-?\d+(?:\.\d+)?)")
 STOP = "Score:"
@@ -144,19 +145,29 @@ class Judge:
     def suffix_ids(self, prompt: str, response: str) -> list[int]:
         return self._encode(self._parts(prompt, response)[1])
 
-    def judge(self, items: Sequence[tuple[str, str]], *, seed: int, batch_size: int,
-              label: str = "judging") -> list[list[Judgement]]:
-        """`samples` judgements for each (prompt, response). Batch b is seeded with seed + b."""
+    def judge(self, items: Sequence[tuple[str, str]], *, seed: int, batch_size: int, label: str = "judging",
+              journal: Journal | None = None) -> list[list[Judgement]]:
+        """`samples` judgements for each (prompt, response). Batch b is seeded with seed + b; a batch
+        found in `journal` is not judged again."""
         suffixes = [self.suffix_ids(p, r) for p, r in items]
         prefix_cache = self._prefix_cache()
         out: list[list[Judgement]] = []
         with progress(label) as bar:
             task = bar.add_task(label, total=len(items), rate="")
             for index, batch in chunks(suffixes, batch_size):
-                torch.manual_seed(seed + index)
-                out += self._judge_batch(prefix_cache, batch)
+                done = journal.get(index) if journal else None
+                if done is None:
+                    torch.manual_seed(seed + index)
+                    new = self._judge_batch(prefix_cache, batch)
+                    if journal:
+                        journal.put(index, [[[j.raw_output, j.score] for j in row] for row in new])
+                    out += new
+                else:
+                    out += [[Judgement(*j) for j in row] for row in done]
                 bar.update(task, completed=len(out),
                            rate=f"{len(out) / max(bar.tasks[task].elapsed or 1e-9, 1e-9):.2f} candidates/s")
+        if journal:
+            journal.report(len(range(0, len(items), batch_size)))
         return out
 
     @torch.inference_mode()

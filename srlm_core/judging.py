@@ -9,7 +9,8 @@ from .errors import SrlmError
 from .eventlog import EventLog
 from .events import CandidateGenerated, JudgementRecorded, PromptAdded, sampling_json
 from .generation import Sampling
-from .judge import Judge, Template
+from .judge import Judge, Judgement, Template
+from .journal import Journal
 from .params import JudgeParams, Params
 
 STAGE = "judge"
@@ -26,6 +27,15 @@ def sampling_record(judge: Judge, cfg: JudgeParams) -> str:
                                                max_response_tokens=cfg.max_response_tokens))
 
 
+def judge_resumably(judge: Judge, items: list[tuple[str, str]], *, stage: str, model_hash: str, record: str,
+                    seed: int, batch_size: int, label: str) -> tuple[list[list[Judgement]], Journal]:
+    """judge.judge with a journal keyed by everything the judgements depend on; the caller clears
+    the journal once its outputs are written."""
+    journal = Journal(stage, {"model": model_hash, "template": judge.template.hash, "method": judge.method,
+                              "sampling": record, "seed": seed, "batch_size": batch_size, "items": items})
+    return judge.judge(items, seed=seed, batch_size=batch_size, label=label, journal=journal), journal
+
+
 def run(params: Params, *, iteration: int, model_dir: Path, events_root: Path) -> dict:
     cfg = params.judge
     events = EventLog(events_root)
@@ -38,14 +48,17 @@ def run(params: Params, *, iteration: int, model_dir: Path, events_root: Path) -
     judge = make_judge(model, tokenizer, cfg)
     seed = params.seed + 1000 * iteration + 2
     record = sampling_record(judge, cfg)
-    results = judge.judge([(prompts[c["prompt_id"]], c["text"]) for c in candidates], seed=seed,
-                          batch_size=cfg.batch_size, label=f"judging {len(candidates)} candidates x {cfg.samples}")
+    results, journal = judge_resumably(judge, [(prompts[c["prompt_id"]], c["text"]) for c in candidates],
+                                       stage=f"judge@{iteration}", model_hash=model_hash, record=record, seed=seed,
+                                       batch_size=cfg.batch_size,
+                                       label=f"judging {len(candidates)} candidates x {cfg.samples}")
     rows = [JudgementRecorded.create(candidate_id=c["candidate_id"], prompt_id=c["prompt_id"], iteration=iteration,
                                      model_hash=model_hash, sample_index=i, template_hash=judge.template.hash,
                                      raw_output=j.raw_output, score=j.score, method=cfg.method, stage=STAGE,
                                      seed=seed, sampling=record)
             for c, samples in zip(candidates, results) for i, j in enumerate(samples)]
     events.append(rows)
+    journal.clear()
     valid = [r.score for r in rows if r.score is not None]
     return {"judgements": len(rows), "parsed": len(valid), "parse_rate": len(valid) / len(rows),
             "mean_score": sum(valid) / len(valid) if valid else None}

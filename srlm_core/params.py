@@ -75,6 +75,14 @@ class SftParams(Section):
     lora_alpha: int = Field(32, gt=0, description="LoRA alpha (method: lora).")
 
 
+class TrainParams(Section):
+    checkpoint_minutes: float = Field(
+        10.0, ge=0,
+        description="Training stages save a resumable checkpoint (weights, optimizer, scheduler, RNG; HF Trainer's) "
+                    "at the first step this many minutes after the last one, under .srlm/journal/; a killed stage "
+                    "resumes from it. 0: after every step. Does not change the trained model.")
+
+
 class EftParams(Section):
     max_groups: int = Field(20, gt=0, description="Train-split ranked groups the SFT baseline judges (cost: ~1 s a reply).")
     samples: int = Field(1, gt=0, description="Judge samples per reply; the reply's score is their mean.")
@@ -226,6 +234,7 @@ class Params(Section):
     model: ModelParams = ModelParams()
     data: DataParams = DataParams()
     sft: SftParams = SftParams()
+    train: TrainParams = TrainParams()
     eft: EftParams = EftParams()
     prompts: PromptsParams = PromptsParams()
     candidates: CandidatesParams = CandidatesParams()

@@ -12,7 +12,7 @@ from . import rm_metrics, runtime
 from .errors import SrlmError
 from .eventlog import EventLog
 from .events import RewardModelJudged
-from .judging import make_judge, sampling_record
+from .judging import judge_resumably, make_judge, sampling_record
 from .params import Params
 from .storage import write_json
 
@@ -29,9 +29,12 @@ def run(params: Params, *, model_dir: Path, groups_path: Path, events_root: Path
     model, tokenizer, model_hash = runtime.load(model_dir)
     judge = make_judge(model, tokenizer, jcfg)
     seed = params.seed + 9
-    results = judge.judge([(r["prompt"], r["reply"]) for r in replies], seed=seed, batch_size=jcfg.batch_size,
-                          label=f"{model_dir.name}: judging {len(replies)} held-out replies x {jcfg.samples}")
     record = sampling_record(judge, jcfg)
+    results, journal = judge_resumably(judge, [(r["prompt"], r["reply"]) for r in replies],
+                                       stage=f"rm_eval@{model_dir.name}", model_hash=model_hash, record=record,
+                                       seed=seed, batch_size=jcfg.batch_size,
+                                       label=f"{model_dir.name}: judging {len(replies)} held-out replies x "
+                                             f"{jcfg.samples}")
     events = [RewardModelJudged.create(model=model_dir.name, group_id=r["prompt_id"], reply_id=r["reply_id"],
                                        human_rank=r["rank"], model_hash=model_hash, sample_index=i,
                                        template_hash=judge.template.hash, raw_output=j.raw_output, score=j.score,
@@ -43,4 +46,5 @@ def run(params: Params, *, model_dir: Path, groups_path: Path, events_root: Path
                                  resamples=cfg.bootstrap, seed=seed)
     metrics = {"model": model_dir.name, "method": jcfg.method, "samples": jcfg.samples, **metrics}
     write_json(metrics, metrics_dir / "rm_eval.json")
+    journal.clear()
     return metrics

@@ -21,6 +21,7 @@ from .errors import SrlmError
 from .eventlog import EventLog
 from .events import PromptAdded, PromptRejected, sampling_json
 from .generation import Sampling, sample
+from .journal import Journal
 from .params import Params
 from .similarity import most_similar
 
@@ -97,6 +98,8 @@ def run(params: Params, *, iteration: int, generator_dir: Path, ift_path: Path, 
     sampling = Sampling(cfg.temperature, cfg.top_p, cfg.max_new_tokens)
     record = sampling_json(sampling.record(few_shot=cfg.few_shot, generator=cfg.generator))
     seed = params.seed + 1000 * iteration
+    journal = Journal(f"prompts@{iteration}", {"model": model_hash, "settings": cfg.model_dump(), "seed": seed,
+                                                "few_shot_pool": ift})
     kept: list[PromptAdded] = []
     rejected: list[PromptRejected] = []
     for round_index in range(cfg.max_rounds):
@@ -107,7 +110,8 @@ def run(params: Params, *, iteration: int, generator_dir: Path, ift_path: Path, 
         ids = [tokenizer(request_text(r), add_special_tokens=False).input_ids for r in requests]
         outputs = sample(model, tokenizer, ids, n=1, sampling=sampling, seed=seed + 100 * round_index,
                          batch_size=cfg.requests_per_round, stop_strings=["\n"],
-                         label=f"writing prompts (round {round_index + 1})")
+                         label=f"writing prompts (round {round_index + 1})",
+                         journal=journal.child(f"round-{round_index}"))
         for offset, (out,) in enumerate(outputs):
             request_index = round_index * cfg.requests_per_round + offset
             text = parse(out.text)
@@ -130,4 +134,5 @@ def run(params: Params, *, iteration: int, generator_dir: Path, ift_path: Path, 
         log.warning("only %d of %d prompts passed the filters", len(kept), cfg.num_prompts)
     events.append(kept)
     events.append_partition(PromptRejected, iteration, rejected)
+    journal.clear()
     return {"kept": len(kept), "rejected": len(rejected), "reasons": dict(Counter(r.reason for r in rejected))}

@@ -7,7 +7,6 @@ only (TRL's default for that format; tests/test_sft.py checks the labels).
 from __future__ import annotations
 
 import logging
-import tempfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -16,9 +15,10 @@ from trl import SFTConfig, SFTTrainer
 
 from . import runtime
 from .errors import SrlmError
-from .lineage import data_hashes, staging, write_manifest
-from .params import Params, SftParams
-from .training import lora_config, quiet, trainer_args, write_metrics
+from .lineage import data_hashes, read_manifest, staging, write_manifest
+from .params import Params, SftParams, TrainParams
+from .training import lora_config, quiet, trainer_args, training_journal, write_metrics
+from .training import train as train_resumably
 
 log = logging.getLogger(__name__)
 
@@ -33,37 +33,38 @@ def ift_rows(path: Path):
     return pq.read_table(path, columns=["prompt", "response"]).rename_columns(["prompt", "completion"])
 
 
-def build_trainer(model, tokenizer, examples: list[dict], cfg: SftParams, seed: int, output_dir: Path) -> SFTTrainer:
+def build_trainer(model, tokenizer, examples: list[dict], cfg: SftParams, seed: int, output_dir: Path,
+                  checkpoint_minutes: float | None = None) -> SFTTrainer:
     # Batches of similar lengths: IFT (~200 tokens) and EFT (~450) examples mixed at random
     # waste about a third of each step on padding.
     args = SFTConfig(**trainer_args(cfg, output_dir, seed), train_sampling_strategy="group_by_length")
     return quiet(SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
-                            processing_class=tokenizer, peft_config=lora_config(cfg)), "sft")
+                            processing_class=tokenizer, peft_config=lora_config(cfg)), "sft", checkpoint_minutes)
 
 
 def train(*, name: str, base_dir: Path, examples: list[dict], data_name: str, data_files: list[Path],
-          cfg: SftParams, seed: int, out_dir: Path, metrics_dir: Path, params_record: dict,
+          cfg: SftParams, train_cfg: TrainParams, seed: int, out_dir: Path, metrics_dir: Path, params_record: dict,
           extra: dict | None = None) -> dict:
     if not examples:
         raise SrlmError(f"{name}: no training examples in {', '.join(map(str, data_files))}")
     runtime.seed_everything(seed)
     model, tokenizer, _ = runtime.load(base_dir, for_training=True, dropout=cfg.dropout)
-    with tempfile.TemporaryDirectory(prefix="srlm-sft-") as scratch:
-        trainer = build_trainer(model, tokenizer, examples, cfg, seed, Path(scratch))
-        dropped = len(examples) - len(trainer.train_dataset)
-        if dropped:
-            log.warning("%d of %d examples lost their whole response to sft.max_length=%d and are not trained on; "
-                        "raise sft.max_length", dropped, len(examples), cfg.max_length)
-        log.info("%s: %d examples from %s, %s fine-tuning", name, len(trainer.train_dataset), data_name, cfg.method)
-        trainer.train()
-        history = trainer.state.log_history
-    training_data = {"name": data_name, **data_hashes(data_files), "examples": len(examples),
-                     "dropped_too_long": dropped}
+    files = data_hashes(data_files)
+    journal = training_journal(out_dir, read_manifest(base_dir)["hash"], files["hash"], params_record)
+    trainer = build_trainer(model, tokenizer, examples, cfg, seed, journal.dir, train_cfg.checkpoint_minutes)
+    dropped = len(examples) - len(trainer.train_dataset)
+    if dropped:
+        log.warning("%d of %d examples lost their whole response to sft.max_length=%d and are not trained on; "
+                    "raise sft.max_length", dropped, len(examples), cfg.max_length)
+    log.info("%s: %d examples from %s, %s fine-tuning", name, len(trainer.train_dataset), data_name, cfg.method)
+    train_resumably(trainer, journal.dir)
+    training_data = {"name": data_name, **files, "examples": len(examples), "dropped_too_long": dropped}
     with staging(out_dir) as tmp:
         runtime.save(trainer.model, tokenizer, tmp)
         manifest = write_manifest(tmp, name=out_dir.name, kind=f"sft-{cfg.method}", parent=base_dir,
                                   training_data=training_data, params=params_record, extra=extra)
-    write_metrics(history, metrics_dir, {"examples": len(examples), "dropped_too_long": dropped})
+    write_metrics(trainer.state.log_history, metrics_dir, {"examples": len(examples), "dropped_too_long": dropped})
+    journal.clear()
     return manifest
 
 
@@ -79,5 +80,5 @@ def run(params: Params, *, name: str, base_dir: Path, ift_path: Path, eft_dir: P
         examples += conversations(eft)
         extra = {"eft_examples": eft.num_rows}
     return train(name=name, base_dir=base_dir, examples=examples, data_name=data_name, data_files=files,
-                 cfg=params.sft, seed=params.seed, out_dir=out_dir, metrics_dir=metrics_dir,
+                 cfg=params.sft, train_cfg=params.train, seed=params.seed, out_dir=out_dir, metrics_dir=metrics_dir,
                  params_record={"sft": params.sft.model_dump(), "seed": params.seed}, extra=extra)

@@ -1,12 +1,17 @@
 """What SFT and DPO training share: the paper's schedule as TRL arguments, LoRA, step
-logging, the stop on a NaN or infinite loss, and the training metrics written for DVC."""
+logging, the stop on a NaN or infinite loss, resumable checkpoints, and the training
+metrics written for DVC."""
 
 from __future__ import annotations
 
 import csv
 import io
 import logging
+import json
 import math
+import re
+import shutil
+import time
 from pathlib import Path
 
 import torch
@@ -15,6 +20,7 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
 from .errors import SrlmError
+from .journal import Journal
 from .runtime import compute_dtype
 from .storage import atomic_write_bytes, write_json
 
@@ -25,7 +31,8 @@ TIMING_KEYS = ("train_runtime", "train_samples_per_second", "train_steps_per_sec
 
 def trainer_args(cfg, output_dir: Path, seed: int) -> dict:
     """Keyword arguments shared by SFTConfig and DPOConfig: linear decay from learning_rate to
-    lr_end, effective batch batch_size x grad_accum, no checkpoints, deterministic seeds."""
+    lr_end, effective batch batch_size x grad_accum, deterministic seeds. Checkpoints are saved
+    into output_dir only when CheckpointEvery asks (the latest one is kept)."""
     return dict(
         output_dir=str(output_dir), per_device_train_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
@@ -33,7 +40,7 @@ def trainer_args(cfg, output_dir: Path, seed: int) -> dict:
         lr_scheduler_kwargs={"lr_end": cfg.lr_end, "power": 1.0}, warmup_steps=0, max_length=cfg.max_length,
         # TRL defaults to bf16 and gradient checkpointing; neither pays off without native bf16.
         bf16=compute_dtype() == torch.bfloat16, gradient_checkpointing=False, use_cpu=not torch.cuda.is_available(),
-        report_to="none", save_strategy="no", logging_steps=1, seed=seed, data_seed=seed,
+        report_to="none", save_strategy="no", save_total_limit=1, logging_steps=1, seed=seed, data_seed=seed,
         dataloader_num_workers=0, disable_tqdm=True,
         # The default filter logs a NaN/inf loss as the window's mean, which would hide it from StopOnNonFinite.
         logging_nan_inf_filter=False)
@@ -46,13 +53,62 @@ def lora_config(cfg) -> LoraConfig | None:
                       lora_dropout=cfg.dropout, task_type="CAUSAL_LM")
 
 
-def quiet(trainer, section: str):
-    """Replace the trainer's raw dict printing (on when tqdm is off) with StepLog's lines, and stop
-    on a NaN or infinite loss. `section` is the params section of the run's settings (sft, dpo)."""
+def quiet(trainer, section: str, checkpoint_minutes: float | None = None):
+    """Replace the trainer's raw dict printing (on when tqdm is off) with StepLog's lines, stop on a
+    NaN or infinite loss, and save checkpoints every `checkpoint_minutes` (None: never). `section`
+    is the params section of the run's settings (sft, dpo)."""
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(StepLog())
     trainer.add_callback(StopOnNonFinite(section))
+    if checkpoint_minutes is not None:
+        trainer.add_callback(CheckpointEvery(checkpoint_minutes))
     return trainer
+
+
+class CheckpointEvery(TrainerCallback):
+    """Ask for a checkpoint at the first step `minutes` after the last one (0: every step), but
+    not at the last step: the stage writes the finished model itself."""
+
+    def __init__(self, minutes: float):
+        self.seconds = 60 * minutes
+        self.last = time.monotonic()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step < state.max_steps and time.monotonic() - self.last >= self.seconds:
+            control.should_save = True
+
+    def on_save(self, args, state, control, **kwargs):
+        self.last = time.monotonic()
+
+
+CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+
+def last_checkpoint(folder: Path) -> Path | None:
+    """The newest complete checkpoint in `folder`. The Trainer writes trainer_state.json last, so a
+    folder without a readable one was cut off by a kill; such folders are removed."""
+    found = sorted(((int(m.group(1)), p) for p in folder.glob("checkpoint-*") if (m := CHECKPOINT.match(p.name))),
+                   reverse=True)
+    for _, path in found:
+        try:
+            json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+            return path
+        except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+            shutil.rmtree(path, ignore_errors=True)
+    return None
+
+
+def training_journal(out_dir: Path, base_hash: str, data_hash: str, params_record: dict) -> Journal:
+    """Where the checkpoints of the run that trains `out_dir` from this base, data and params live."""
+    return Journal(f"train@{out_dir.name}", {"base": base_hash, "data": data_hash, "params": params_record})
+
+
+def train(trainer, folder: Path) -> None:
+    """trainer.train(), resumed from the newest complete checkpoint in `folder` if a killed run left one."""
+    checkpoint = last_checkpoint(folder)
+    if checkpoint is not None:
+        log.info("resuming from %s", checkpoint)
+    trainer.train(resume_from_checkpoint=None if checkpoint is None else str(checkpoint))
 
 
 class TrainingDiverged(SrlmError):

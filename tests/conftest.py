@@ -15,6 +15,14 @@ SEED = REPO / "data" / "seed" / "oasst_seed.messages.jsonl"
 SEED_EVAL = REPO / "data" / "seed" / "eval_prompts.jsonl"
 
 
+@pytest.fixture(autouse=True)
+def scratch(tmp_path_factory, monkeypatch) -> Path:
+    """Each test's crash-resume journals in a folder of its own, not in the working tree's .srlm."""
+    folder = tmp_path_factory.mktemp("scratch")
+    monkeypatch.setenv("SRLM_SCRATCH", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def oasst_validation() -> Path:
     if not OASST_VALIDATION.is_file():

@@ -52,7 +52,8 @@ def git(cwd: Path, *args: str) -> str:
 
 def run(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     # The copy's own srlm_core, not the editable install's: what DVC hashed is what runs.
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(cwd))
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(cwd),
+               SRLM_SCRATCH=str(cwd / ".srlm"))
     result = subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, env=env)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")

@@ -97,7 +97,8 @@ def test_lora_is_merged(tiny_srlm_model, tmp_path):
                                    "max_length": 64}})
     examples = sft.conversations(pa.table({"prompt": ["q"], "completion": ["a"]}))
     sft.train(name="S", base_dir=tiny_srlm_model, examples=examples, data_name="IFT", data_files=[],
-              cfg=params.sft, seed=0, out_dir=tmp_path / "S", metrics_dir=tmp_path / "m", params_record={})
+              cfg=params.sft, train_cfg=params.train, seed=0, out_dir=tmp_path / "S",
+              metrics_dir=tmp_path / "m", params_record={})
     names = {p.name for p in (tmp_path / "S").iterdir()}
     assert "model.safetensors" in names and "adapter_config.json" not in names
 

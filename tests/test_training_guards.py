@@ -37,7 +37,8 @@ def test_sft_with_a_huge_learning_rate_stops_and_writes_nothing(tiny_srlm_model,
     examples = sft.conversations(pa.table({"prompt": [f"q{i}" for i in range(4)], "completion": ["an answer"] * 4}))
     with pytest.raises(TrainingDiverged, match=r"is nan at step \d of 4 .*lower sft\.learning_rate"):
         sft.train(name="S", base_dir=tiny_srlm_model, examples=examples, data_name="IFT", data_files=[],
-                  cfg=params.sft, seed=0, out_dir=tmp_path / "S", metrics_dir=tmp_path / "metrics", params_record={})
+                  cfg=params.sft, train_cfg=params.train, seed=0, out_dir=tmp_path / "S",
+                  metrics_dir=tmp_path / "metrics", params_record={})
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no S, no .S.partial, no metrics
 
 
