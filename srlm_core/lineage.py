@@ -155,6 +155,8 @@ def verify(models_root: Path | str = "models", events_root: Path | str = "data/e
     """
     problems, checked = [], 0
     for manifest_path in sorted(Path(models_root).glob(f"*/{MANIFEST}")):
+        if manifest_path.parent.name.startswith("."):   # a staging folder a killed stage left: not a model
+            continue
         found = model_problems(manifest_path.parent)
         if not found:
             checked += len(read_manifest(manifest_path.parent)["files"])
