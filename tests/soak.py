@@ -94,8 +94,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kills", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--min-delay", type=float, default=4.0, help="seconds before a kill, at least")
-    parser.add_argument("--max-delay", type=float, default=25.0, help="seconds before a kill, at most")
+    parser.add_argument("--min-delay", type=float, default=8.0, help="seconds before a kill, at least")
+    parser.add_argument("--max-delay", type=float, default=60.0, help="seconds before a kill, at most")
     parser.add_argument("--work", type=Path, default=None, help="folder for the two copies (default: a temp dir)")
     args = parser.parse_args()
 
