@@ -13,15 +13,14 @@ import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from datasets import Dataset
 from trl import DPOConfig, DPOTrainer
 
-from . import runtime, sft
+from . import launch, runtime, sft
 from .errors import SrlmError
 from .lineage import MANIFEST, data_hashes, staging, write_manifest
 from .params import Params
 from .storage import atomic_write_bytes, write_json
-from .training import lora_config, quiet, trainer_args, training_journal, write_metrics
+from .training import finished_model, lora_config, quiet, shared_dataset, trainer_args, training_journal, write_metrics
 from .training import train as train_resumably
 
 log = logging.getLogger(__name__)
@@ -46,7 +45,9 @@ def carry_forward(prev_dir: Path, out_dir: Path, training_data: dict, params_rec
     return manifest
 
 
-def run(params: Params, *, prev_dir: Path, aift_dir: Path, out_dir: Path, metrics_dir: Path) -> dict:
+def run(params: Params, *, prev_dir: Path, aift_dir: Path, out_dir: Path, metrics_dir: Path) -> dict | None:
+    """Write M(t+1) and its metrics; the manifest, or None on the ranks other than the main one of a
+    multi-process run."""
     cfg = params.dpo
     summary = json.loads((aift_dir / "summary.json").read_text())
     train_path = aift_dir / "train.parquet"
@@ -54,12 +55,15 @@ def run(params: Params, *, prev_dir: Path, aift_dir: Path, out_dir: Path, metric
     data_name = f"AIFT({prev_dir.name})"
     training_data = {"name": data_name, **data_hashes([train_path]), "examples": table.num_rows,
                      "mode": summary["mode"]}
-    params_record = {"dpo": cfg.model_dump(), "pairs": params.pairs.model_dump(), "seed": params.seed}
+    params_record = {"dpo": cfg.model_dump(), "pairs": params.pairs.model_dump(), "seed": params.seed,
+                     "train": launch.record(params.train)}
     if table.num_rows == 0:
         if not cfg.allow_empty:
             raise SrlmError(f"{train_path}: AIFT({prev_dir.name}) has no pairs (skipped prompts: "
                             f"{summary['skipped']}); nothing to train {out_dir.name} on. Generate more prompts "
                             f"(prompts.num_prompts) or set dpo.allow_empty: true to carry {prev_dir.name} forward")
+        if not launch.is_main():
+            return None
         log.warning("AIFT(%s) is empty: %s is %s carried forward (dpo.allow_empty)", prev_dir.name, out_dir.name,
                     prev_dir.name)
         return carry_forward(prev_dir, out_dir, training_data, params_record, metrics_dir)
@@ -75,14 +79,19 @@ def run(params: Params, *, prev_dir: Path, aift_dir: Path, out_dir: Path, metric
     journal = training_journal(out_dir, prev_hash, training_data["hash"], params_record)
     args = DPOConfig(**trainer_args(cfg, journal.dir, params.seed), beta=cfg.beta,
                      precompute_ref_log_probs=cfg.method == "full", disable_dropout=False)
-    trainer = quiet(DPOTrainer(model=model, ref_model=None, args=args, train_dataset=Dataset.from_list(
-        preference_rows(table)), processing_class=tokenizer, peft_config=lora_config(cfg)), "dpo",
-        params.train.checkpoint_minutes)
+    dataset = shared_dataset(preference_rows(table), journal.dir / "dataset", args)
+    trainer = quiet(DPOTrainer(model=model, ref_model=None, args=args, train_dataset=dataset,
+                               processing_class=tokenizer, peft_config=lora_config(cfg)), "dpo",
+                    params.train.checkpoint_minutes)
     log.info("%s: DPO on %d pairs from %s (%s, beta %.2f)", out_dir.name, table.num_rows, prev_dir.name,
              cfg.method, cfg.beta)
+    launch.report(trainer, cfg)
     train_resumably(trainer, journal.dir)
+    model = finished_model(trainer, journal.dir)
+    if model is None:
+        return None
     with staging(out_dir) as tmp:
-        runtime.save(trainer.model, tokenizer, tmp)
+        runtime.save(model, tokenizer, tmp)
         manifest = write_manifest(tmp, name=out_dir.name, kind=f"dpo-{cfg.method}", parent=prev_dir,
                                   training_data=training_data, params=params_record,
                                   extra={"judge_model": summary["judge_model"]})

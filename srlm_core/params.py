@@ -81,6 +81,36 @@ class TrainParams(Section):
         description="Training stages save a resumable checkpoint (weights, optimizer, scheduler, RNG; HF Trainer's) "
                     "at the first step this many minutes after the last one, under .srlm/journal/; a killed stage "
                     "resumes from it. 0: after every step. Does not change the trained model.")
+    num_processes: int = Field(
+        1, ge=1,
+        description="Training processes (data parallel, one per GPU; CPU processes with gloo where there is no GPU). "
+                    "Above 1 (or with accelerate_config) the training stage re-runs itself under `accelerate launch`. "
+                    "Each process takes batch_size examples per step, so the effective batch is batch_size x "
+                    "grad_accum x num_processes (sft and dpo); recorded in the model manifest.")
+    accelerate_config: str | None = Field(
+        None,
+        description="accelerate config file for the launch (shipped: configs/accelerate/multi_gpu_ddp.yaml, "
+                    "fsdp.yaml, deepspeed_zero2.yaml, deepspeed_zero3.yaml; DeepSpeed needs `pip install deepspeed`); "
+                    "its num_processes is replaced by train.num_processes. Relative to the repository root. null: "
+                    "plain data parallel (DDP) when num_processes > 1.")
+
+    @field_validator("accelerate_config")
+    @classmethod
+    def _config_exists(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        path = Path(value)
+        if not path.is_file():
+            raise ValueError(f"accelerate config file {value} {'is a folder' if path.is_dir() else 'not found'} "
+                             "(paths are relative to the repository root; shipped ones: configs/accelerate/*.yaml)")
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise ValueError(f"accelerate config file {value} is not readable YAML ({exc})") from None
+        if not isinstance(raw, dict) or "distributed_type" not in raw:
+            raise ValueError(f"accelerate config file {value} is not an accelerate config (no distributed_type; "
+                             "write one with `accelerate config --config_file <path>`)")
+        return value
 
 
 class EftParams(Section):

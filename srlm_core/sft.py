@@ -13,11 +13,11 @@ import pyarrow.parquet as pq
 from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
-from . import runtime
+from . import launch, runtime
 from .errors import SrlmError
 from .lineage import data_hashes, read_manifest, staging, write_manifest
 from .params import Params, SftParams, TrainParams
-from .training import lora_config, quiet, trainer_args, training_journal, write_metrics
+from .training import finished_model, lora_config, quiet, trainer_args, training_journal, write_metrics
 from .training import train as train_resumably
 
 log = logging.getLogger(__name__)
@@ -44,12 +44,15 @@ def build_trainer(model, tokenizer, examples: list[dict], cfg: SftParams, seed: 
 
 def train(*, name: str, base_dir: Path, examples: list[dict], data_name: str, data_files: list[Path],
           cfg: SftParams, train_cfg: TrainParams, seed: int, out_dir: Path, metrics_dir: Path, params_record: dict,
-          extra: dict | None = None) -> dict:
+          extra: dict | None = None) -> dict | None:
+    """Train and write `out_dir` with its manifest and the metrics; the manifest, or None on the ranks other
+    than the main one of a multi-process run (they train, then leave the writing to it)."""
     if not examples:
         raise SrlmError(f"{name}: no training examples in {', '.join(map(str, data_files))}")
     runtime.seed_everything(seed)
     model, tokenizer, _ = runtime.load(base_dir, for_training=True, dropout=cfg.dropout)
     files = data_hashes(data_files)
+    params_record = {**params_record, "train": launch.record(train_cfg)}
     journal = training_journal(out_dir, read_manifest(base_dir)["hash"], files["hash"], params_record)
     trainer = build_trainer(model, tokenizer, examples, cfg, seed, journal.dir, train_cfg.checkpoint_minutes)
     dropped = len(examples) - len(trainer.train_dataset)
@@ -57,10 +60,14 @@ def train(*, name: str, base_dir: Path, examples: list[dict], data_name: str, da
         log.warning("%d of %d examples lost their whole response to sft.max_length=%d and are not trained on; "
                     "raise sft.max_length", dropped, len(examples), cfg.max_length)
     log.info("%s: %d examples from %s, %s fine-tuning", name, len(trainer.train_dataset), data_name, cfg.method)
+    launch.report(trainer, cfg)
     train_resumably(trainer, journal.dir)
+    model = finished_model(trainer, journal.dir)
+    if model is None:
+        return None
     training_data = {"name": data_name, **files, "examples": len(examples), "dropped_too_long": dropped}
     with staging(out_dir) as tmp:
-        runtime.save(trainer.model, tokenizer, tmp)
+        runtime.save(model, tokenizer, tmp)
         manifest = write_manifest(tmp, name=out_dir.name, kind=f"sft-{cfg.method}", parent=base_dir,
                                   training_data=training_data, params=params_record, extra=extra)
     write_metrics(trainer.state.log_history, metrics_dir, {"examples": len(examples), "dropped_too_long": dropped})
@@ -69,7 +76,7 @@ def train(*, name: str, base_dir: Path, examples: list[dict], data_name: str, da
 
 
 def run(params: Params, *, name: str, base_dir: Path, ift_path: Path, eft_dir: Path | None, out_dir: Path,
-        metrics_dir: Path) -> dict:
+        metrics_dir: Path) -> dict | None:
     examples = conversations(ift_rows(ift_path))
     files, data_name, extra = [ift_path], "IFT", None
     if eft_dir is not None:

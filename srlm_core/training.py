@@ -1,6 +1,6 @@
 """What SFT and DPO training share: the paper's schedule as TRL arguments, LoRA, step
-logging, the stop on a NaN or infinite loss, resumable checkpoints, and the training
-metrics written for DVC."""
+logging, the stop on a NaN or infinite loss, resumable checkpoints, the trained model
+on the main process of a multi-process run, and the training metrics written for DVC."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import torch
+from datasets import Dataset, load_from_disk
 from peft import LoraConfig
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
@@ -31,8 +32,8 @@ TIMING_KEYS = ("train_runtime", "train_samples_per_second", "train_steps_per_sec
 
 def trainer_args(cfg, output_dir: Path, seed: int) -> dict:
     """Keyword arguments shared by SFTConfig and DPOConfig: linear decay from learning_rate to
-    lr_end, effective batch batch_size x grad_accum, deterministic seeds. Checkpoints are saved
-    into output_dir only when CheckpointEvery asks (the latest one is kept)."""
+    lr_end, effective batch batch_size x grad_accum x processes, deterministic seeds. Checkpoints are
+    saved into output_dir only when CheckpointEvery asks (the latest one is kept)."""
     return dict(
         output_dir=str(output_dir), per_device_train_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
@@ -42,8 +43,24 @@ def trainer_args(cfg, output_dir: Path, seed: int) -> dict:
         bf16=compute_dtype() == torch.bfloat16, gradient_checkpointing=False, use_cpu=not torch.cuda.is_available(),
         report_to="none", save_strategy="no", save_total_limit=1, logging_steps=1, seed=seed, data_seed=seed,
         dataloader_num_workers=0, disable_tqdm=True,
+        # Several processes: DDP; every parameter takes part in the loss, so skip the search for unused ones.
+        ddp_find_unused_parameters=False,
         # The default filter logs a NaN/inf loss as the window's mean, which would hide it from StopOnNonFinite.
         logging_nan_inf_filter=False)
+
+
+def shared_dataset(rows: list[dict], folder: Path, args) -> Dataset:
+    """The training rows as a Dataset. With several processes it is written to `folder` by the main one and
+    read by all, so every rank's dataset lives in the same files: TRL's DPO precompute writes the reference
+    log-probs as a cache file beside the dataset's files on the main process only and the others read it,
+    but an in-memory dataset keeps its cache in a temporary folder of each process."""
+    if args.world_size <= 1:
+        return Dataset.from_list(rows)
+    with args.main_process_first(local=False, desc="training data"):
+        if args.process_index == 0:
+            shutil.rmtree(folder, ignore_errors=True)
+            Dataset.from_list(rows).save_to_disk(str(folder))
+    return load_from_disk(str(folder))
 
 
 def lora_config(cfg) -> LoraConfig | None:
@@ -67,14 +84,21 @@ def quiet(trainer, section: str, checkpoint_minutes: float | None = None):
 
 class CheckpointEvery(TrainerCallback):
     """Ask for a checkpoint at the first step `minutes` after the last one (0: every step), but
-    not at the last step: the stage writes the finished model itself."""
+    not at the last step: the stage writes the finished model itself. With several processes the
+    main one's clock decides for all: saving a checkpoint includes collective operations, which
+    hang or mismatch if only some ranks save."""
 
     def __init__(self, minutes: float):
         self.seconds = 60 * minutes
         self.last = time.monotonic()
 
     def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step < state.max_steps and time.monotonic() - self.last >= self.seconds:
+        due = state.global_step < state.max_steps and time.monotonic() - self.last >= self.seconds
+        if args.world_size > 1:
+            from accelerate.utils import broadcast_object_list
+
+            due = broadcast_object_list([due], from_process=0)[0]
+        if due:
             control.should_save = True
 
     def on_save(self, args, state, control, **kwargs):
@@ -84,9 +108,10 @@ class CheckpointEvery(TrainerCallback):
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
-def last_checkpoint(folder: Path) -> Path | None:
+def last_checkpoint(folder: Path, prune: bool = True) -> Path | None:
     """The newest complete checkpoint in `folder`. The Trainer writes trainer_state.json last, so a
-    folder without a readable one was cut off by a kill; such folders are removed."""
+    folder without a readable one was cut off by a kill; such folders are removed (`prune`: only the
+    main process of a multi-process run removes them; every rank picks the same checkpoint)."""
     found = sorted(((int(m.group(1)), p) for p in folder.glob("checkpoint-*") if (m := CHECKPOINT.match(p.name))),
                    reverse=True)
     for _, path in found:
@@ -94,7 +119,8 @@ def last_checkpoint(folder: Path) -> Path | None:
             json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
             return path
         except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
-            shutil.rmtree(path, ignore_errors=True)
+            if prune:
+                shutil.rmtree(path, ignore_errors=True)
     return None
 
 
@@ -105,10 +131,37 @@ def training_journal(out_dir: Path, base_hash: str, data_hash: str, params_recor
 
 def train(trainer, folder: Path) -> None:
     """trainer.train(), resumed from the newest complete checkpoint in `folder` if a killed run left one."""
-    checkpoint = last_checkpoint(folder)
+    checkpoint = last_checkpoint(folder, prune=trainer.is_world_process_zero())
     if checkpoint is not None:
         log.info("resuming from %s", checkpoint)
     trainer.train(resume_from_checkpoint=None if checkpoint is None else str(checkpoint))
+
+
+def finished_model(trainer, folder: Path):
+    """After train() on every process: the trained model on the main process, None on the others, which
+    then just exit (only the main process writes the model folder, the metrics and clears the journal).
+
+    One process or DDP: every rank holds the whole model. FSDP and DeepSpeed shard it, so every rank
+    takes part in trainer.save_model (which gathers the full weights into `folder`/gathered) and the
+    main process reads them back (a LoRA run: base + adapter, merged by runtime.save)."""
+    sharded = trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled
+    if trainer.args.world_size <= 1 and not sharded:
+        return trainer.model
+    trainer.accelerator.wait_for_everyone()   # every rank is done with the checkpoints in `folder`
+    if not sharded:
+        return trainer.model if trainer.is_world_process_zero() else None
+    gathered = folder / "gathered"
+    trainer.save_model(str(gathered))
+    trainer.accelerator.wait_for_everyone()
+    if not trainer.is_world_process_zero():
+        return None
+    if (gathered / "adapter_config.json").is_file():
+        from peft import AutoPeftModelForCausalLM
+
+        return AutoPeftModelForCausalLM.from_pretrained(gathered, dtype=torch.float32)
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(gathered, dtype=torch.float32)
 
 
 class TrainingDiverged(SrlmError):
@@ -140,6 +193,8 @@ class StepLog(TrainerCallback):
     """One log line per optimizer step: step, loss, learning rate and the DPO reward figures."""
 
     def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero:   # the logged figures are the same on every rank
+            return
         if logs and "loss" in logs:
             extra = "".join(f" {k.split('/')[-1]} {logs[k]:.3f}" for k in ("rewards/margins", "rewards/accuracies")
                             if k in logs)

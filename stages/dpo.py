@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 from srlm_core import dpo
-from srlm_core.stage import run_stage
+from srlm_core.launch import run_training_stage
 
 
 def main() -> None:
@@ -21,10 +21,12 @@ def main() -> None:
 
     def body(params):
         manifest = dpo.run(params, prev_dir=args.prev, aift_dir=args.aift, out_dir=args.out, metrics_dir=args.metrics)
+        if manifest is None:   # another rank of a multi-process run; the main one writes the model
+            return
         logging.info("wrote %s (hash %s) from %s on %s", args.out, manifest["hash"][:12], args.prev,
                      manifest["training_data"]["name"])
 
-    run_stage(f"dpo@{args.out.name}", body)
+    run_training_stage(f"dpo@{args.out.name}", body)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 
 from srlm_core import sft
-from srlm_core.stage import run_stage
+from srlm_core.launch import run_training_stage
 
 
 def main() -> None:
@@ -24,10 +24,12 @@ def main() -> None:
     def body(params):
         manifest = sft.run(params, name=args.out.name, base_dir=args.base, ift_path=args.ift, eft_dir=args.eft,
                            out_dir=args.out, metrics_dir=args.metrics)
+        if manifest is None:   # another rank of a multi-process run; the main one writes the model
+            return
         logging.info("wrote %s (hash %s) from %s on %s", args.out, manifest["hash"][:12], args.base,
                      manifest["training_data"]["name"])
 
-    run_stage(args.out.name, body)
+    run_training_stage(args.out.name, body)
 
 
 if __name__ == "__main__":
