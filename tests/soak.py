@@ -30,18 +30,19 @@ from pipeline import BIN, clone_repo, dvc, srlm  # noqa: E402
 from tiny_model import save_tiny_model, save_tokenizer  # noqa: E402
 
 PARAMS = {
-    "sft": {"batch_size": 2, "grad_accum": 1, "max_steps": 4, "max_length": 256},
+    "sft": {"batch_size": 2, "grad_accum": 1, "max_steps": 8, "max_length": 256},
     "train": {"checkpoint_minutes": 0},
     "eft": {"max_groups": 6, "min_examples": 1},
-    "prompts": {"num_prompts": 4, "requests_per_round": 4, "min_words": 1, "max_new_tokens": 16},
-    "candidates": {"max_new_tokens": 24, "batch_size": 2},
-    "judge": {"samples": 2, "max_new_tokens": 12, "max_prompt_tokens": 48, "max_response_tokens": 48,
-              "batch_size": 2},
+    # batches of one: many chunks per stage, so kills land between finished chunks
+    "prompts": {"num_prompts": 6, "requests_per_round": 2, "max_rounds": 12, "min_words": 1, "max_new_tokens": 16},
+    "candidates": {"max_new_tokens": 32, "batch_size": 1},
+    "judge": {"samples": 2, "max_new_tokens": 16, "max_prompt_tokens": 48, "max_response_tokens": 48,
+              "batch_size": 1},
     "dpo": {"batch_size": 2, "grad_accum": 1, "max_length": 256},
     "iterations": {"M2": {"prev": "M1", "t": 1}, "M3": {"prev": "M2", "t": 2}, "M4": {"prev": "M3", "t": 3}},
     "evaluation": {"models": ["SFT", "M1", "M2", "M3", "M4"], "rm_max_groups": 3,
-                   "answers": {"max_prompts": 6, "max_new_tokens": 16, "batch_size": 2},
-                   "evaluator": {"max_prompt_tokens": 48, "max_response_tokens": 48, "batch_size": 2},
+                   "answers": {"max_prompts": 6, "max_new_tokens": 16, "batch_size": 1},
+                   "evaluator": {"max_prompt_tokens": 48, "max_response_tokens": 48, "batch_size": 1},
                    "matchups": {"M4_vs_M3": {"a": "M4", "b": "M3"}, "M4_vs_SFT": {"a": "M4", "b": "SFT"}}},
 }
 
@@ -75,6 +76,14 @@ def repro_with_kills(repo: Path, kills: int, rng: random.Random, low: float, hig
         if code != 0:
             raise SystemExit(f"dvc repro failed after {len(faults)} kills; see {log}")
         return faults
+
+
+def resumes(work: Path) -> dict[str, int]:
+    """What the restarted runs took over from the killed ones, from their logs."""
+    text = "".join(p.read_text() for p in sorted(work.glob("attempt-*.log")))
+    return {"chunks_reused": sum(int(n) for n in re.findall(r"resumed: (\d+) of \d+ chunks", text)),
+            "stages_resumed_from_chunks": len(re.findall(r"resumed: \d+ of \d+ chunks", text)),
+            "trainings_resumed_from_checkpoint": len(re.findall(r"resuming from \S*checkpoint-\d+", text))}
 
 
 def rows(repo: Path) -> dict[str, list]:
@@ -120,7 +129,7 @@ def main() -> None:
     expected, found = rows(clean), rows(faulty)
     tables = {t: {"rows": len(found[t]), "equal": found[t] == expected[t]} for t in expected}
     models_equal = model_hashes(faulty) == model_hashes(clean)
-    result = {"kills": faults, "reference_s": round(clean_s), "faulty_s": round(faulty_s),
+    result = {"kills": faults, "resumes": resumes(work), "reference_s": round(clean_s), "faulty_s": round(faulty_s),
               "verify": (verify.stdout + verify.stderr).strip(), "dvc_status": status,
               "tables": tables, "models": model_hashes(faulty), "models_equal": models_equal,
               "leftover_journals": sorted(str(p.relative_to(faulty)) for p in (faulty / ".srlm").glob("journal/*"))}
