@@ -27,7 +27,11 @@ def test_resolve_forms(tmp_path, tiny_model_dir):
 
 
 def test_hub_id_offline_fails_clearly(monkeypatch, tmp_path):
+    import huggingface_hub.constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # read at import, so the variable alone comes too late: without this the hub is tried (and times out)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     with pytest.raises(SrlmError, match="cannot load"):
         base_model.run(ModelParams(base="srlm-test/does-not-exist"), tmp_path / "M0")

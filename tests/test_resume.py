@@ -101,7 +101,7 @@ PARAMS = {
 GENERATION = [
     ("prompts@M2", "prompts@1", ["data/events/prompts/iteration=1", "data/events/rejected_prompts/iteration=1"],
      [2]),
-    ("candidates@M2", "candidates@1", ["data/events/candidates/iteration=1"], [1, 3]),
+    ("candidates@M2", "candidates@1", ["data/events/candidates/iteration=1"], [3]),
     ("judge@M2", "judge@1", ["data/events/judgements/iteration=1"], [4]),
 ]
 
