@@ -22,7 +22,7 @@ run: install
 test: install
 	$(BIN)/pytest -q
 
-# The tiny-model loop (3 iterations) killed at random moments, then checked against a clean run (~15 min).
+# The tiny-model loop (3 iterations) killed at random moments, then checked against a clean run (20-30 min on 2 cores).
 soak: install
 	$(BIN)/python tests/soak.py
 
