@@ -158,14 +158,12 @@ def compare_in_chunks(verdicts: Callable[[Sequence], list[Verdict]], rows: Seque
     with progress(label) as bar:
         task = bar.add_task(label, total=len(rows), rate="")
         for index, batch in chunks(rows, batch_size):
-            done = journal.get(index) if journal else None
-            if done is None:
-                new = verdicts(batch)
-                if journal:
-                    journal.put(index, [[v.raw, v.choice, v.p_a] for v in new])
-                out += new
+            if journal is None:
+                out += verdicts(batch)
             else:
-                out += [Verdict(*v) for v in done]
+                out += journal.chunk(index, lambda batch=batch: verdicts(batch),
+                                     lambda new: [[v.raw, v.choice, v.p_a] for v in new],
+                                     lambda done: [Verdict(*v) for v in done])
             bar.update(task, completed=len(out))
     if journal:
         journal.report(len(range(0, len(rows), batch_size)))

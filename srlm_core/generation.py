@@ -80,20 +80,20 @@ def sample(model, tokenizer, prompts: Sequence[Sequence[int]], *, n: int, sampli
     with progress(label) as bar:
         task = bar.add_task(label, total=len(prompts) * n, rate="")
         for index, batch in chunks(prompts, batch_size):
-            done = journal.get(index) if journal else None
-            if done is not None:
-                results += [[Sample(*s) for s in row] for row in done]
-                continue
-            ids, mask = left_pad(batch, tokenizer.pad_token_id)
-            torch.manual_seed(seed + index)
-            out = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
-                                 num_return_sequences=n, pad_token_id=tokenizer.pad_token_id,
-                                 **sampling.generate_kwargs(), **extra)
-            rows = decode_rows(tokenizer, out[:, ids.shape[1]:].cpu(), stop_strings)
-            new = [rows[i * n:(i + 1) * n] for i in range(len(batch))]
-            if journal:
-                journal.put(index, [[astuple(s) for s in row] for row in new])
-            results += new
+            def generate(index=index, batch=batch) -> list[list[Sample]]:
+                ids, mask = left_pad(batch, tokenizer.pad_token_id)
+                torch.manual_seed(seed + index)
+                out = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                                     num_return_sequences=n, pad_token_id=tokenizer.pad_token_id,
+                                     **sampling.generate_kwargs(), **extra)
+                rows = decode_rows(tokenizer, out[:, ids.shape[1]:].cpu(), stop_strings)
+                return [rows[i * n:(i + 1) * n] for i in range(len(batch))]
+
+            if journal is None:
+                results += generate()
+            else:
+                results += journal.chunk(index, generate, lambda new: [[astuple(s) for s in r] for r in new],
+                                         lambda done: [[Sample(*s) for s in r] for r in done])
             elapsed = bar.tasks[task].elapsed or 1e-9
             bar.update(task, completed=len(results) * n, rate=f"{sum(s.num_tokens for r in results for s in r) / elapsed:.0f} tok/s")
     if journal:

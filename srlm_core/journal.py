@@ -16,11 +16,13 @@ import logging
 import os
 import shutil
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from .hashing import row_id
 from .storage import atomic_write_bytes
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def scratch_root() -> Path:
@@ -29,16 +31,14 @@ def scratch_root() -> Path:
 
 class Journal:
     def __init__(self, stage: str, key: dict, root: Path | None = None):
-        self.stage = stage
-        self.stage_dir = (root or scratch_root()) / "journal" / stage
+        self.stage, self.root = stage, root or scratch_root()
+        self.stage_dir = self.root / "journal" / stage
         self.dir = self.stage_dir / row_id("journal", key)
         self.reused = 0
 
     def child(self, name: str) -> "Journal":
         """A journal for one part of the stage (e.g. one round of prompt writing), cleared with it."""
-        sub = Journal.__new__(Journal)
-        sub.stage, sub.stage_dir, sub.dir, sub.reused = self.stage, self.stage_dir, self.dir / name, 0
-        return sub
+        return Journal(self.stage, {"within": self.dir.name, "part": name}, self.root)
 
     def _path(self, index: int) -> Path:
         return self.dir / f"chunk-{index:06d}.json"
@@ -58,6 +58,16 @@ class Journal:
     def report(self, total: int) -> None:
         if self.reused:
             log.info("resumed: %d of %d chunks taken from %s", self.reused, total, self.dir)
+
+    def chunk(self, index: int, compute: Callable[[], T], encode: Callable[[T], object],
+              decode: Callable[[object], T]) -> T:
+        """Chunk `index`: taken from the journal when a run finished it, else computed and stored."""
+        done = self.get(index)
+        if done is not None:
+            return decode(done)
+        result = compute()
+        self.put(index, encode(result))
+        return result
 
     def clear(self) -> None:
         """Drop every journal of this stage (this key's and any left by runs with other inputs)."""

@@ -155,15 +155,15 @@ class Judge:
         with progress(label) as bar:
             task = bar.add_task(label, total=len(items), rate="")
             for index, batch in chunks(suffixes, batch_size):
-                done = journal.get(index) if journal else None
-                if done is None:
+                def judge(index=index, batch=batch) -> list[list[Judgement]]:
                     torch.manual_seed(seed + index)
-                    new = self._judge_batch(prefix_cache, batch)
-                    if journal:
-                        journal.put(index, [[[j.raw_output, j.score] for j in row] for row in new])
-                    out += new
+                    return self._judge_batch(prefix_cache, batch)
+
+                if journal is None:
+                    out += judge()
                 else:
-                    out += [[Judgement(*j) for j in row] for row in done]
+                    out += journal.chunk(index, judge, lambda new: [[[j.raw_output, j.score] for j in r] for r in new],
+                                         lambda done: [[Judgement(*j) for j in r] for r in done])
                 bar.update(task, completed=len(out),
                            rate=f"{len(out) / max(bar.tasks[task].elapsed or 1e-9, 1e-9):.2f} candidates/s")
         if journal:
