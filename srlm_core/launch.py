@@ -12,7 +12,6 @@ clears the journal (`training.finished_model`).
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import logging
 import os
 import signal
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import SrlmError
+from .hashing import sha256_file
 from .params import Params, TrainParams
 from .stage import run_stage
 
@@ -56,7 +56,7 @@ def record(train: TrainParams) -> dict:
     config = None
     if under_launcher() and train.accelerate_config is not None:
         path = Path(train.accelerate_config)
-        config = {"path": path.as_posix(), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+        config = {"path": path.as_posix(), "sha256": sha256_file(path)}
     return {"num_processes": world_size(), "accelerate_config": config}
 
 
