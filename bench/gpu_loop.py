@@ -22,6 +22,7 @@ import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from srlm_core import dpo, runtime, sft
+from srlm_core.backend import TransformersGenerator
 from srlm_core.generation import Sampling, sample
 from srlm_core.judge import Judge, Template, chat_prompt_ids
 from srlm_core.lineage import write_manifest
@@ -110,7 +111,7 @@ def main() -> None:
                                 "tokens_per_s": tokens / seconds}
 
         # judge: 32 candidates x 3 samples, probability scoring, shared rubric cached
-        judge = Judge(model, tokenizer, Template.load("srlm_core/templates/judge_additive_v1.txt"),
+        judge = Judge(TransformersGenerator(model, tokenizer, "bench"), Template.load("srlm_core/templates/judge_additive_v1.txt"),
                       method="probability", samples=3, sampling=Sampling(0.7, 0.9, 64), max_prompt_tokens=128,
                       max_response_tokens=192)
         items = [(f"Question {i}", text(i, 100)) for i in range(32)]

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import runtime
+from .backend import open_generator
 from .errors import SrlmError
 from .eventlog import EventLog
 from .events import EvalAnswerGenerated, PromptAdded, sampling_json
-from .generation import Sampling, sample
+from .generation import Sampling
 from .journal import Journal
 from .judge import chat_prompt_ids
 from .params import Params
@@ -30,14 +30,16 @@ def run(params: Params, *, model_dir: Path, events_root: Path) -> dict:
     cfg = params.evaluation.answers
     events = EventLog(events_root)
     prompts = eval_prompts(events, cfg.max_prompts)
-    model, tokenizer, model_hash = runtime.load(model_dir)
+    gen = open_generator(params.generation, model_dir)
+    model_hash = gen.model_hash
+    tokenizer = gen.tokenizer
     sampling = Sampling(cfg.temperature, cfg.top_p, cfg.max_new_tokens)
-    record = sampling_json(sampling.record(n=1))
+    record = sampling_json(sampling.record(n=1, **gen.info()))
     seed = params.seed + 7
     ids = [chat_prompt_ids(tokenizer, p["text"]) for p in prompts]
     journal = Journal(f"answers@{model_dir.name}", {"model": model_hash, "sampling": record, "seed": seed,
                                                      "batch_size": cfg.batch_size, "prompts": ids})
-    outputs = sample(model, tokenizer, ids, n=1, sampling=sampling, seed=seed, batch_size=cfg.batch_size,
+    outputs = gen.sample(ids, n=1, sampling=sampling, seed=seed, batch_size=cfg.batch_size,
                      label=f"{model_dir.name}: answering {len(prompts)} held-out prompts", journal=journal)
     rows = [EvalAnswerGenerated.create(model=model_dir.name, prompt_id=p["prompt_id"], model_hash=model_hash,
                                        text=s.text, num_tokens=s.num_tokens, finish_reason=s.finish_reason,

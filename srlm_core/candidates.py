@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import runtime
+from .backend import open_generator
 from .errors import SrlmError
 from .eventlog import EventLog
 from .events import CandidateGenerated, PromptAdded, sampling_json
-from .generation import Sampling, sample
+from .generation import Sampling
 from .journal import Journal
 from .judge import chat_prompt_ids
 from .params import Params
@@ -23,14 +23,15 @@ def run(params: Params, *, iteration: int, model_dir: Path, events_root: Path) -
     if not prompts:
         raise SrlmError(f"{events.partition(PromptAdded.TABLE, iteration)}: no prompts for iteration {iteration}; "
                         f"run the prompts stage first")
-    model, tokenizer, model_hash = runtime.load(model_dir)
+    gen = open_generator(params.generation, model_dir)
+    tokenizer, model_hash = gen.tokenizer, gen.model_hash
     sampling = Sampling(cfg.temperature, cfg.top_p, cfg.max_new_tokens)
-    record = sampling_json(sampling.record(n=cfg.n))
+    record = sampling_json(sampling.record(n=cfg.n, **gen.info()))
     seed = params.seed + 1000 * iteration + 1
     ids = [chat_prompt_ids(tokenizer, p["text"]) for p in prompts]
     journal = Journal(f"candidates@{iteration}", {"model": model_hash, "sampling": record, "seed": seed,
                                                    "batch_size": cfg.batch_size, "prompts": ids})
-    outputs = sample(model, tokenizer, ids, n=cfg.n, sampling=sampling, seed=seed, batch_size=cfg.batch_size,
+    outputs = gen.sample(ids, n=cfg.n, sampling=sampling, seed=seed, batch_size=cfg.batch_size,
                      label=f"answering {len(prompts)} prompts x {cfg.n}", journal=journal)
     rows = [CandidateGenerated.create(prompt_id=p["prompt_id"], iteration=iteration, model_hash=model_hash,
                                       sample_index=i, text=s.text, num_tokens=s.num_tokens,

@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import runtime
+from .backend import open_generator
 from .errors import SrlmError
 from .eventlog import EventLog
 from .events import ReplyJudged
@@ -68,8 +68,9 @@ def run(params: Params, *, judge_dir: Path, groups_path: Path, events_root: Path
     if not group_ids:
         raise SrlmError(f"{groups_path}: no train-split ranked groups to build EFT data from")
     replies = [g for g in train if g["prompt_id"] in set(group_ids)]
-    model, tokenizer, model_hash = runtime.load(judge_dir)
-    judge = make_judge(model, tokenizer, jcfg, samples=cfg.samples)
+    gen = open_generator(params.generation, judge_dir)
+    model_hash = gen.model_hash
+    judge = make_judge(gen, jcfg, samples=cfg.samples)
     seed = params.seed + 7
     rows_per_batch = jcfg.batch_size * jcfg.samples
     record = sampling_record(judge, jcfg)

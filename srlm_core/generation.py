@@ -1,4 +1,5 @@
-"""Batched sampling with transformers' generate: left padding, fixed seeds, progress."""
+"""Batched sampling with transformers' generate: length-sorted batches under a token cap, left
+padding, each prompt encoded once for its n samples, fixed seeds, progress."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from dataclasses import astuple, dataclass
 from typing import Iterator, Sequence
 
 import torch
+from transformers import DynamicCache
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .journal import Journal
@@ -36,8 +38,9 @@ class Sample:
 
 
 def progress(description: str) -> Progress:
+    """A progress bar; none for an empty description (work nested inside another bar)."""
     return Progress(TextColumn(f"[bold]{description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn())
+                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), disable=not description)
 
 
 def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,6 +59,22 @@ def chunks(items: Sequence, size: int) -> Iterator[tuple[int, Sequence]]:
         yield start // size, items[start:start + size]
 
 
+def plan_batches(prompts: Sequence[Sequence[int]], *, n: int, batch_size: int, max_new_tokens: int,
+                 max_batch_tokens: int) -> list[list[int]]:
+    """Prompt indices grouped into batches: sorted by length (little padding), at most batch_size
+    prompts, and rows x (longest prompt + new tokens) within max_batch_tokens (bounded memory)."""
+    order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), i))
+    batches: list[list[int]] = []
+    for i in order:
+        current = batches[-1] if batches else None
+        width = len(prompts[i]) + max_new_tokens   # sorted: the newest prompt is the batch's longest
+        if current and len(current) < batch_size and (len(current) + 1) * n * width <= max_batch_tokens:
+            current.append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
 def decode_rows(tokenizer, generated: torch.Tensor, stop_strings: Sequence[str] = ()) -> list[Sample]:
     """Generated ids (rows x new tokens, padded with pad/EOS) -> text, token count, finish reason."""
     eos = {tokenizer.eos_token_id, tokenizer.pad_token_id}
@@ -70,32 +89,53 @@ def decode_rows(tokenizer, generated: torch.Tensor, stop_strings: Sequence[str] 
 
 
 @torch.inference_mode()
+def generate_batch(model, tokenizer, batch: Sequence[Sequence[int]], *, n: int, sampling: Sampling, seed: int,
+                   stop_strings: Sequence[str] = ()) -> list[list[Sample]]:
+    """n samples for each prompt of one batch. Each prompt is encoded once: its key/value cache
+    (all but the last token) is computed for the batch and then repeated for the n samples."""
+    ids, mask = left_pad(batch, tokenizer.pad_token_id)
+    ids, mask = ids.to(model.device), mask.to(model.device)
+    extra = {"stop_strings": list(stop_strings), "tokenizer": tokenizer} if stop_strings else {}
+    cache = DynamicCache(config=model.config)
+    if ids.shape[1] > 1:
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=pos[:, :-1], cache=cache,
+              use_cache=True, logits_to_keep=1)
+        cache.batch_repeat_interleave(n)
+    torch.manual_seed(seed)
+    out = model.generate(input_ids=ids.repeat_interleave(n, 0), attention_mask=mask.repeat_interleave(n, 0),
+                         cache=cache, pad_token_id=tokenizer.pad_token_id, **sampling.generate_kwargs(), **extra)
+    rows = decode_rows(tokenizer, out[:, ids.shape[1]:].cpu(), stop_strings)
+    return [rows[i * n:(i + 1) * n] for i in range(len(batch))]
+
+
 def sample(model, tokenizer, prompts: Sequence[Sequence[int]], *, n: int, sampling: Sampling, seed: int,
            batch_size: int, stop_strings: Sequence[str] = (), label: str = "generating",
-           journal: Journal | None = None) -> list[list[Sample]]:
-    """n samples for each prompt (token ids). Batch b is seeded with seed + b, so a batch's output
-    depends only on its own prompts and seed, and a batch found in `journal` is not generated again."""
-    results: list[list[Sample]] = []
-    extra = {"stop_strings": list(stop_strings), "tokenizer": tokenizer} if stop_strings else {}
+           journal: Journal | None = None, max_batch_tokens: int = 32768) -> list[list[Sample]]:
+    """n samples for each prompt (token ids), in the prompts' order. Batches come from plan_batches;
+    batch b is seeded with seed + b, so its output depends only on its own prompts and seed, and a
+    batch found in `journal` is not generated again."""
+    batches = plan_batches(prompts, n=n, batch_size=batch_size, max_new_tokens=sampling.max_new_tokens,
+                           max_batch_tokens=max_batch_tokens)
+    results: list[list[Sample] | None] = [None] * len(prompts)
+    done = tokens = 0
     with progress(label) as bar:
         task = bar.add_task(label, total=len(prompts) * n, rate="")
-        for index, batch in chunks(prompts, batch_size):
-            def generate(index=index, batch=batch) -> list[list[Sample]]:
-                ids, mask = left_pad(batch, tokenizer.pad_token_id)
-                torch.manual_seed(seed + index)
-                out = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
-                                     num_return_sequences=n, pad_token_id=tokenizer.pad_token_id,
-                                     **sampling.generate_kwargs(), **extra)
-                rows = decode_rows(tokenizer, out[:, ids.shape[1]:].cpu(), stop_strings)
-                return [rows[i * n:(i + 1) * n] for i in range(len(batch))]
+        for index, members in enumerate(batches):
+            def generate(index=index, members=members) -> list[list[Sample]]:
+                return generate_batch(model, tokenizer, [prompts[i] for i in members], n=n, sampling=sampling,
+                                      seed=seed + index, stop_strings=stop_strings)
 
             if journal is None:
-                results += generate()
+                outputs = generate()
             else:
-                results += journal.chunk(index, generate, lambda new: [[astuple(s) for s in r] for r in new],
-                                         lambda done: [[Sample(*s) for s in r] for r in done])
-            elapsed = bar.tasks[task].elapsed or 1e-9
-            bar.update(task, completed=len(results) * n, rate=f"{sum(s.num_tokens for r in results for s in r) / elapsed:.0f} tok/s")
+                outputs = journal.chunk(index, generate, lambda new: [[astuple(s) for s in r] for r in new],
+                                        lambda old: [[Sample(*s) for s in r] for r in old])
+            for i, samples in zip(members, outputs):
+                results[i] = samples
+            done += len(members) * n
+            tokens += sum(s.num_tokens for r in outputs for s in r)
+            bar.update(task, completed=done, rate=f"{tokens / (bar.tasks[task].elapsed or 1e-9):.0f} tok/s")
     if journal:
-        journal.report(len(range(0, len(prompts), batch_size)))
+        journal.report(len(batches))
     return results

@@ -115,13 +115,20 @@ class Judgement:
 
 
 class Judge:
-    def __init__(self, model, tokenizer, template: Template, *, method: str, samples: int, sampling: Sampling,
-                 max_prompt_tokens: int, max_response_tokens: int):
-        self.model, self.tok, self.template = model, tokenizer, template
+    """Judges with any Generator. With the transformers engine (and `fast`), the rubric's cache is
+    shared, each candidate is encoded once for its samples and the digit probabilities are read from
+    the generation's own cache; otherwise every sample sees the whole prompt through `generator`
+    (vLLM's prefix caching shares the rubric there)."""
+
+    def __init__(self, generator, template: Template, *, method: str, samples: int, sampling: Sampling,
+                 max_prompt_tokens: int, max_response_tokens: int, fast: bool = True):
+        self.gen, self.tok, self.template = generator, generator.tokenizer, template
+        self.model = getattr(generator, "model", None) if fast else None
+        self.stops = ([STOP] if method == "probability" else [f"{STOP} {d}" for d in range(6)]) if fast else []
         self.method, self.samples, self.sampling = method, samples, sampling
         self.max_prompt_tokens, self.max_response_tokens = max_prompt_tokens, max_response_tokens
         self.digits = [self._single_token(str(d)) for d in range(6)]
-        prefix, _ = template.split(tokenizer, "", "")
+        prefix, _ = template.split(self.tok, "", "")
         self.prefix_ids = self._encode(prefix)
 
     def _encode(self, text: str) -> list[int]:
@@ -150,12 +157,14 @@ class Judge:
         """`samples` judgements for each (prompt, response). Batch b is seeded with seed + b; a batch
         found in `journal` is not judged again."""
         suffixes = [self.suffix_ids(p, r) for p, r in items]
-        prefix_cache = self._prefix_cache()
+        prefix_cache = self._prefix_cache() if self.model is not None else None
         out: list[list[Judgement]] = []
         with progress(label) as bar:
             task = bar.add_task(label, total=len(items), rate="")
             for index, batch in chunks(suffixes, batch_size):
                 def judge(index=index, batch=batch) -> list[list[Judgement]]:
+                    if prefix_cache is None:
+                        return self._judge_generic(batch, seed + index)
                     torch.manual_seed(seed + index)
                     return self._judge_batch(prefix_cache, batch)
 
@@ -169,6 +178,18 @@ class Judge:
         if journal:
             journal.report(len(range(0, len(items), batch_size)))
         return out
+
+    def _judge_generic(self, suffixes: Sequence[list[int]], seed: int) -> list[list[Judgement]]:
+        prompts = [self.prefix_ids + s for s in suffixes]
+        samples = self.gen.sample(prompts, n=self.samples, sampling=self.sampling, seed=seed, batch_size=len(prompts),
+                                  stop_strings=self.stops, label="")
+        texts = [[s.text for s in row] for row in samples]
+        if self.method == "text":
+            return [[Judgement(t, parse_score(t)) for t in row] for row in texts]
+        forced = [prompt + self._encode(t + (" " if t.rstrip().endswith(STOP) else "\nScore: "))
+                  for prompt, row in zip(prompts, texts) for t in row]
+        scores = iter(self.gen.expected_digit(forced, self.digits))
+        return [[Judgement(t, next(scores)) for t in row] for row in texts]
 
     @torch.inference_mode()
     def _prefix_cache(self) -> DynamicCache:
@@ -198,11 +219,11 @@ class Judge:
         # ... then share that encoding among the k judge samples.
         cache.batch_repeat_interleave(k)
         ids, mask = ids.repeat_interleave(k, 0), mask.repeat_interleave(k, 0)
-        extra = {"stop_strings": [STOP], "tokenizer": self.tok} if self.method == "probability" else {}
         out = self.model.generate(input_ids=ids, attention_mask=mask, cache=cache, pad_token_id=pad,
-                                  return_dict_in_generate=True, **self.sampling.generate_kwargs(), **extra)
+                                  return_dict_in_generate=True, **self.sampling.generate_kwargs(),
+                                  **({"stop_strings": self.stops, "tokenizer": self.tok} if self.stops else {}))
         generated = out.sequences[:, ids.shape[1]:]
-        texts = [s.text for s in decode_rows(self.tok, generated.cpu(), [STOP] if extra else [])]
+        texts = [s.text for s in decode_rows(self.tok, generated.cpu(), self.stops)]
         if self.method == "text":
             scores = [parse_score(t) for t in texts]
         else:

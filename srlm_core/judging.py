@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import runtime
+from .backend import Generator, open_generator
 from .errors import SrlmError
 from .eventlog import EventLog
 from .events import CandidateGenerated, JudgementRecorded, PromptAdded, sampling_json
@@ -16,15 +16,15 @@ from .params import JudgeParams, Params
 STAGE = "judge"
 
 
-def make_judge(model, tokenizer, cfg: JudgeParams, samples: int | None = None) -> Judge:
-    return Judge(model, tokenizer, Template.load(cfg.template), method=cfg.method,
+def make_judge(generator: Generator, cfg: JudgeParams, samples: int | None = None) -> Judge:
+    return Judge(generator, Template.load(cfg.template), method=cfg.method,
                  samples=samples or cfg.samples, sampling=Sampling(cfg.temperature, cfg.top_p, cfg.max_new_tokens),
                  max_prompt_tokens=cfg.max_prompt_tokens, max_response_tokens=cfg.max_response_tokens)
 
 
 def sampling_record(judge: Judge, cfg: JudgeParams) -> str:
     return sampling_json(judge.sampling.record(samples=judge.samples, max_prompt_tokens=cfg.max_prompt_tokens,
-                                               max_response_tokens=cfg.max_response_tokens))
+                                               max_response_tokens=cfg.max_response_tokens, **judge.gen.info()))
 
 
 def judge_resumably(judge: Judge, items: list[tuple[str, str]], *, stage: str, model_hash: str, record: str,
@@ -44,8 +44,9 @@ def run(params: Params, *, iteration: int, model_dir: Path, events_root: Path) -
     if not candidates:
         raise SrlmError(f"{events.partition(CandidateGenerated.TABLE, iteration)}: no candidates; "
                         f"run the candidates stage first")
-    model, tokenizer, model_hash = runtime.load(model_dir)
-    judge = make_judge(model, tokenizer, cfg)
+    gen = open_generator(params.generation, model_dir)
+    model_hash = gen.model_hash
+    judge = make_judge(gen, cfg)
     seed = params.seed + 1000 * iteration + 2
     record = sampling_record(judge, cfg)
     results, journal = judge_resumably(judge, [(prompts[c["prompt_id"]], c["text"]) for c in candidates],

@@ -162,6 +162,28 @@ class CandidatesParams(Section):
     batch_size: int = Field(8, gt=0, description="Prompts generated together (rows = batch_size x n).")
 
 
+class VllmParams(Section):
+    tensor_parallel_size: int = Field(1, gt=0, description="GPUs one model is split over (vLLM tensor parallelism).")
+    data_parallel_size: int = Field(1, gt=0, description="Model replicas generating side by side (vLLM data parallelism).")
+    enforce_eager: bool = Field(True, description="Skip CUDA-graph / compile warm-up (on the CPU build it saves about 2 minutes of start-up per stage).")
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="Share of accelerator memory vLLM may take.")
+    max_model_len: int = Field(4096, gt=0, description="Longest prompt + generation vLLM plans for.")
+    cpu_kvcache_gib: int = Field(4, gt=0, description="CPU build: GiB of memory for the KV cache (VLLM_CPU_KVCACHE_SPACE).")
+
+
+class GenerationParams(Section):
+    backend: Literal["transformers", "vllm"] = Field(
+        "transformers", description="Engine for every generation stage (prompts, candidates, judge, eft, answers, rm_eval). "
+        "vllm needs `pip install -e .[vllm]` (see README).")
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="auto: bfloat16 where the processor has bf16 matrix units (CUDA, AMX, AVX512-BF16), else float32. "
+        "Recorded in every event row's sampling metadata.")
+    max_batch_tokens: int = Field(
+        32768, gt=0, description="transformers: cap on rows x (prompt + new tokens) in one forward batch, so memory stays "
+        "bounded; a stage's batch_size is lowered to fit.")
+    vllm: VllmParams = VllmParams()
+
+
 class PairsParams(Section):
     min_margin: float = Field(0.0, ge=0, description="Pairs whose score gap is below this are skipped (below_margin).")
     positive_only: bool = Field(False, description="Ablation: write the top-scored response of each prompt as SFT data instead of pairs.")
@@ -269,6 +291,7 @@ class Params(Section):
     prompts: PromptsParams = PromptsParams()
     candidates: CandidatesParams = CandidatesParams()
     judge: JudgeParams = JudgeParams()
+    generation: GenerationParams = GenerationParams()
     pairs: PairsParams = PairsParams()
     dpo: DpoParams = DpoParams()
     evaluation: EvaluationParams = EvaluationParams()

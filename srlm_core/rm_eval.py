@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from . import rm_metrics, runtime
+from . import rm_metrics
+from .backend import open_generator
 from .errors import SrlmError
 from .eventlog import EventLog
 from .events import RewardModelJudged
@@ -26,8 +27,9 @@ def run(params: Params, *, model_dir: Path, groups_path: Path, events_root: Path
     replies = [r for r in rows if r["prompt_id"] in set(group_ids)]
     if not replies:
         raise SrlmError(f"{groups_path}: no eval-split ranked groups to evaluate on; raise data.eval_fraction")
-    model, tokenizer, model_hash = runtime.load(model_dir)
-    judge = make_judge(model, tokenizer, jcfg)
+    gen = open_generator(params.generation, model_dir)
+    model_hash = gen.model_hash
+    judge = make_judge(gen, jcfg)
     seed = params.seed + 9
     record = sampling_record(judge, jcfg)
     results, journal = judge_resumably(judge, [(r["prompt"], r["reply"]) for r in replies],

@@ -17,17 +17,16 @@ from .lineage import read_manifest
 log = logging.getLogger(__name__)
 
 
-def compute_dtype() -> torch.dtype:
-    """bf16 only where the hardware has native bf16 matmuls (CUDA, or CPUs with AMX); fp32 otherwise.
-
-    Emulated bf16 on an AVX2-only CPU is slower than fp32 and loses precision.
-    """
-    forced = os.environ.get("SRLM_DTYPE")
+def compute_dtype(choice: str = "auto") -> torch.dtype:
+    """bf16 only where the hardware has native bf16 matmuls (CUDA with bf16, CPUs with AMX or
+    AVX512-BF16); fp32 otherwise. Emulated bf16 on an AVX2-only CPU is slower than fp32 and loses
+    precision. `choice` (generation.dtype) or the SRLM_DTYPE variable overrides the detection."""
+    forced = os.environ.get("SRLM_DTYPE") or (None if choice == "auto" else choice)
     if forced:
         return getattr(torch, forced)
     if torch.cuda.is_available():
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-    return torch.bfloat16 if "amx_bf16" in _cpu_flags() else torch.float32
+    return torch.bfloat16 if _cpu_flags() & {"amx_bf16", "avx512_bf16"} else torch.float32
 
 
 def _cpu_flags() -> set[str]:
@@ -44,11 +43,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def load(model_dir: Path | str, *, for_training: bool = False, dropout: float = 0.0):
+def load(model_dir: Path | str, *, for_training: bool = False, dropout: float = 0.0, dtype: torch.dtype | None = None):
     """A model folder written by srlm -> (model, tokenizer, manifest hash)."""
     model_dir = Path(model_dir)
     manifest = read_manifest(model_dir)
-    dtype = torch.float32 if for_training else compute_dtype()
+    dtype = torch.float32 if for_training else dtype or compute_dtype()
     try:
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, trust_remote_code=False)
         tokenizer = AutoTokenizer.from_pretrained(model_dir)

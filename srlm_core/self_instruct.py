@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from . import runtime
+from .backend import open_generator
 from .errors import SrlmError
 from .eventlog import EventLog
 from .events import PromptAdded, PromptRejected, sampling_json
-from .generation import Sampling, sample
+from .generation import Sampling
 from .journal import Journal
 from .params import Params
 from .similarity import most_similar
@@ -94,11 +94,14 @@ def run(params: Params, *, iteration: int, generator_dir: Path, ift_path: Path, 
     filt = PromptFilter([r["text"] for r in seed_rows if r["source"] != "eval"],
                         [r["text"] for r in seed_rows if r["source"] == "eval"],
                         min_words=cfg.min_words, max_chars=cfg.max_chars, max_similarity=cfg.max_similarity)
-    model, tokenizer, model_hash = runtime.load(generator_dir)
+    gen = open_generator(params.generation, generator_dir)
+    model_hash = gen.model_hash
+    tokenizer = gen.tokenizer
     sampling = Sampling(cfg.temperature, cfg.top_p, cfg.max_new_tokens)
-    record = sampling_json(sampling.record(few_shot=cfg.few_shot, generator=cfg.generator))
+    record = sampling_json(sampling.record(few_shot=cfg.few_shot, generator=cfg.generator, **gen.info()))
     seed = params.seed + 1000 * iteration
-    journal = Journal(f"prompts@{iteration}", {"model": model_hash, "settings": cfg.model_dump(), "seed": seed,
+    journal = Journal(f"prompts@{iteration}", {"model": model_hash, "settings": cfg.model_dump(), "engine": gen.info(),
+                                                "seed": seed,
                                                 "few_shot_pool": ift})
     kept: list[PromptAdded] = []
     rejected: list[PromptRejected] = []
@@ -108,7 +111,7 @@ def run(params: Params, *, iteration: int, generator_dir: Path, ift_path: Path, 
         rng = random.Random(f"{seed}:{round_index}")
         requests = [rng.sample(ift, min(cfg.few_shot, len(ift))) for _ in range(cfg.requests_per_round)]
         ids = [tokenizer(request_text(r), add_special_tokens=False).input_ids for r in requests]
-        outputs = sample(model, tokenizer, ids, n=1, sampling=sampling, seed=seed + 100 * round_index,
+        outputs = gen.sample(ids, n=1, sampling=sampling, seed=seed + 100 * round_index,
                          batch_size=cfg.requests_per_round, stop_strings=["\n"],
                          label=f"writing prompts (round {round_index + 1})",
                          journal=journal.child(f"round-{round_index}"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from srlm_core import runtime
+from srlm_core.backend import TransformersGenerator
 from srlm_core.errors import SrlmError
 from srlm_core.generation import Sampling
 from srlm_core.judge import Judge, Template, parse_score
@@ -46,7 +47,7 @@ def tiny(tiny_srlm_model):
 
 def make(tiny, method: str, samples: int = 3) -> Judge:
     model, tokenizer, _ = tiny
-    return Judge(model, tokenizer, Template.load(TEMPLATE), method=method, samples=samples,
+    return Judge(TransformersGenerator(model, tokenizer, _), Template.load(TEMPLATE), method=method, samples=samples,
                  sampling=Sampling(0.7, 0.9, 12), max_prompt_tokens=64, max_response_tokens=64)
 
 
@@ -86,7 +87,7 @@ def test_cached_scores_match_an_uncached_forward(tiny):
     import torch
 
     model, tokenizer, _ = tiny
-    judge = Judge(model, tokenizer, Template.load(TEMPLATE), method="probability", samples=1,
+    judge = Judge(TransformersGenerator(model, tokenizer, _), Template.load(TEMPLATE), method="probability", samples=1,
                   sampling=Sampling(0.0, 1.0, 1), max_prompt_tokens=64, max_response_tokens=64)
     cached = judge.judge(ITEMS, seed=0, batch_size=3)
     for (prompt, response), (result,) in zip(ITEMS, cached):
