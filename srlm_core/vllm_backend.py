@@ -68,6 +68,10 @@ class VllmGenerator:
         return {"backend": "vllm", "dtype": str(self.dtype).removeprefix("torch."),
                 "tensor_parallel_size": v.tensor_parallel_size, "data_parallel_size": v.data_parallel_size}
 
+    def close(self) -> None:
+        """Stop the engine's worker processes now rather than at interpreter exit."""
+        self.llm.llm_engine.engine_core.shutdown()
+
     def _generate(self, prompts, params) -> list:
         from vllm.inputs import TokensPrompt
         return self.llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompts], params, use_tqdm=False)

@@ -47,9 +47,11 @@ def tiny_vllm_model(tmp_path_factory, tokenizer_dir) -> Path:
 
 
 @pytest.fixture(scope="module")
-def gen(tiny_vllm_model) -> VllmGenerator:
+def gen(tiny_vllm_model):
     cfg = GenerationParams.model_validate({"backend": "vllm", "dtype": "float32", "vllm": {"cpu_kvcache_gib": 1}})
-    return VllmGenerator(tiny_vllm_model, cfg)
+    generator = VllmGenerator(tiny_vllm_model, cfg)
+    yield generator
+    generator.close()
 
 
 @pytest.fixture(scope="module")
