@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+import transformers
 from transformers import DynamicCache
 
 from .errors import SrlmError
@@ -195,6 +196,10 @@ class Judge:
     def _prefix_cache(self) -> DynamicCache:
         cache = DynamicCache(config=self.model.config)
         self.model(torch.tensor([self.prefix_ids], device=self.model.device), cache=cache, use_cache=True)
+        if cache.get_seq_length() != len(self.prefix_ids):
+            # transformers < 5.20 ignores `cache=` silently; every score would then be wrong.
+            raise SrlmError(f"transformers {transformers.__version__} did not fill the judge's rubric cache; "
+                            "srlm's transformers engine needs transformers >= 5.20 (pip install -r requirements.lock)")
         return cache
 
     @torch.inference_mode()
