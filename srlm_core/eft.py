@@ -106,8 +106,8 @@ def run(params: Params, *, judge_dir: Path, groups_path: Path, events_root: Path
     chosen = chosen[: cfg.max_examples]
     examples = [{"group_id": s["prompt_id"], "reply_id": s["reply_id"], "human_rank": s["human_rank"],
                  "score": s["score"],
-                 "prompt": judge.template.fill(clip(tokenizer, s["prompt"], jcfg.max_prompt_tokens),
-                                               clip(tokenizer, s["reply"], jcfg.max_response_tokens)),
+                 "prompt": judge.template.fill(clip(judge.tok, s["prompt"], jcfg.max_prompt_tokens),
+                                               clip(judge.tok, s["reply"], jcfg.max_response_tokens)),
                  "completion": target(s["justification"], s["score"])} for s in chosen]
     dropped = Counter(v for v in verdicts.values() if v is not None)
     valid_scores = sum(e.score is not None for e in events)
