@@ -38,7 +38,8 @@ bench: install
 	$(BIN)/python bench/report.py
 
 # Optional peers for the generation benchmark (bench/peer_llamacpp.py): llama-cpp-python built
-# for this CPU; compiles C++ for about 10 minutes on 2 cores. Skipped when already importable.
+# for this CPU; compiles ~180 C++ files (38 min on 2 cores shared with other jobs). Skipped when
+# already importable.
 bench-peers: install
 	$(BIN)/python -c "import llama_cpp" 2>/dev/null || \
 	  CMAKE_ARGS="-DGGML_NATIVE=ON" $(BIN)/pip install --quiet llama-cpp-python==0.3.36
