@@ -82,20 +82,24 @@ class EventLog:
         tables = [table] if table else sorted(BY_TABLE)
         return [p for t in tables for p in sorted((self.root / t).glob(f"{BY_TABLE[t].PARTITION}=*/part-*.parquet"))]
 
-    def read(self, kind: type[Event], iteration: int | str | None = None) -> pa.Table:
-        """All rows of a table (or one iteration), schema-checked, in file order."""
+    def paths(self, kind: type[Event], iteration: int | str | None) -> list[Path]:
+        """A table's (or one partition's) files, each checked to hold the table's schema (footer only)."""
         paths = (sorted(self.partition(kind.TABLE, iteration).glob("part-*.parquet"))
                  if iteration is not None else self.files(kind.TABLE))
-        expected = kind.arrow_schema()
-        tables = []
+        expected = kind.arrow_schema().remove_metadata()
         for path in paths:
-            table = pq.read_table(path, partitioning=None)
-            if not table.schema.remove_metadata().equals(expected.remove_metadata()):
-                raise EventLogError(f"{path}: schema does not match {kind.TABLE} v{kind.SCHEMA_VERSION}: "
-                                    f"{table.schema.remove_metadata()}")
-            tables.append(table)
+            schema = pq.read_schema(path).remove_metadata()
+            if not schema.equals(expected):
+                raise EventLogError(f"{path}: schema does not match {kind.TABLE} v{kind.SCHEMA_VERSION}: {schema}")
+        return paths
+
+    def read(self, kind: type[Event], iteration: int | str | None = None,
+             columns: Sequence[str] | None = None) -> pa.Table:
+        """All rows of a table (or one iteration), schema-checked, in file order; only `columns` if given."""
+        tables = [pq.read_table(path, columns=columns, partitioning=None) for path in self.paths(kind, iteration)]
         if not tables:
-            return expected.empty_table()
+            empty = kind.arrow_schema().empty_table()
+            return empty.select(list(columns)) if columns is not None else empty
         return pa.concat_tables(tables)
 
 

@@ -9,6 +9,7 @@ each table is derived from the dataclass, so it is defined exactly once.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import types
 import typing
@@ -25,6 +26,11 @@ _ARROW = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_
 def sampling_json(sampling: dict | None) -> str | None:
     """Canonical JSON for sampling parameters, so equal settings give equal ids."""
     return None if sampling is None else json.dumps(sampling, sort_keys=True, separators=(",", ":"))
+
+
+@functools.cache
+def _columns(cls: type) -> tuple[tuple[str, type, bool], ...]:
+    return cls._resolve_columns()
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,10 @@ class Event:
     @classmethod
     def columns(cls) -> list[tuple[str, type, bool]]:
         """(name, python type, nullable) for every column, in schema order."""
+        return list(_columns(cls))   # resolving the annotations costs ~1 ms; problems() asks per row
+
+    @classmethod
+    def _resolve_columns(cls) -> tuple[tuple[str, type, bool], ...]:
         hints = typing.get_type_hints(cls)
         out = []
         for field in dataclasses.fields(cls):
@@ -57,7 +67,7 @@ class Event:
             nullable = isinstance(hint, types.UnionType) and type(None) in args
             base = next(a for a in args if a is not type(None)) if nullable else hint
             out.append((field.name, base, nullable))
-        return out
+        return tuple(out)
 
     @classmethod
     def arrow_schema(cls) -> pa.Schema:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .errors import SrlmError
 from .eventlog import EventLog
@@ -30,17 +31,33 @@ SQL = Path(__file__).parent / "sql" / "pairs.sql"
 SCORES_SQL = Path(__file__).parent / "sql" / "candidate_scores.sql"
 
 
-def select(events: EventLog, iteration: int, min_margin: float) -> tuple[list[dict], pa.Table]:
-    """(one row per prompt of the iteration: its best and worst candidate and why it gives no
-    pair; every candidate's score, spread and valid samples)."""
-    con = duckdb.connect(config={"threads": 1})   # one thread: float sums in a fixed order
+def connect(events: EventLog, iteration: int) -> duckdb.DuckDBPyConnection:
+    """A one-thread connection (float sums in a fixed order) with views prompts, candidates and
+    judgements over the iteration's schema-checked event files, which DuckDB reads itself: only
+    the columns a statement names (never raw_output), batch by batch."""
+    con = duckdb.connect(config={"threads": 1})
     for kind in (PromptAdded, CandidateGenerated, JudgementRecorded):
-        con.register(kind.TABLE, events.read(kind, iteration))
-    con.execute(f"create view candidate_scores as {SCORES_SQL.read_text()}")
-    scores = con.sql("select * from candidate_scores").to_arrow_table()
-    cursor = con.execute(SQL.read_text(), {"min_margin": min_margin})
-    columns = [d[0] for d in cursor.description]
-    return [dict(zip(columns, row)) for row in cursor.fetchall()], scores
+        paths = events.paths(kind, iteration)
+        if paths:
+            files = ", ".join("'" + p.as_posix().replace("'", "''") + "'" for p in paths)
+            con.execute(f"create view {kind.TABLE} as select * from read_parquet([{files}])")
+        else:
+            con.register(kind.TABLE, kind.arrow_schema().empty_table())
+    return con
+
+
+def select(events: EventLog, iteration: int, min_margin: float) -> tuple[pa.Table, pa.Table]:
+    """(one row per prompt of the iteration, by prompt_id: its best and worst candidate and why it
+    gives no pair; every candidate's score, spread and valid samples, by candidate_id), as Arrow.
+    The candidate scores are computed once, and pairs.sql reads them from that result."""
+    con = connect(events, iteration)
+    try:
+        scores = con.sql(SCORES_SQL.read_text()).to_arrow_table()
+        con.register("candidate_scores", scores)
+        rows = con.sql(SQL.read_text(), params={"min_margin": min_margin}).to_arrow_table()
+    finally:
+        con.close()
+    return rows, scores
 
 
 def no_scores_message(params: Params, events: EventLog, iteration: int, judgements: pa.Table) -> str:
@@ -66,15 +83,18 @@ def no_scores_message(params: Params, events: EventLog, iteration: int, judgemen
 def run(params: Params, *, iteration: int, events_root: Path, out_dir: Path) -> dict:
     cfg = params.pairs
     events = EventLog(events_root)
-    judgements = events.read(JudgementRecorded, iteration)
-    judged_by = set(judgements.column("model_hash").to_pylist())
+    judgements = events.read(JudgementRecorded, iteration, columns=["model_hash", "score", "method"])
+    judged_by = set(pc.unique(judgements.column("model_hash")).to_pylist())
     if len(judged_by) != 1:
         raise SrlmError(f"{events.partition(JudgementRecorded.TABLE, iteration)}: expected judgements by one "
                         f"model, found {len(judged_by) or 'none'}; re-run the judge stage")
     if judgements.column("score").null_count == judgements.num_rows:
         raise SrlmError(no_scores_message(params, events, iteration, judgements))
+    del judgements
     model_hash = judged_by.pop()
-    rows, scores = select(events, iteration, cfg.min_margin)
+    selected, scores = select(events, iteration, cfg.min_margin)
+    keep = pc.is_null(selected.column("skip_reason"))
+    rows = selected.drop_columns(["prompt", "chosen", "rejected"]).to_pylist()   # no texts in Python objects
     common = dict(iteration=iteration, model_hash=model_hash, stage=STAGE, seed=None, sampling=None)
     pairs = [PairBuilt.create(prompt_id=r["prompt_id"], chosen_id=r["chosen_id"], rejected_id=r["rejected_id"],
                               chosen_score=r["chosen_score"], rejected_score=r["rejected_score"],
@@ -84,17 +104,17 @@ def run(params: Params, *, iteration: int, events_root: Path, out_dir: Path) -> 
                                   judged_candidates=r["judged_candidates"], top_score=r["chosen_score"],
                                   bottom_score=r["rejected_score"], **common)
                for r in rows if r["skip_reason"] is not None]
-    kept = [r for r in rows if r["skip_reason"] is None]
+    kept = selected.filter(keep)
     if cfg.positive_only:
-        train = pa.Table.from_pylist([{"prompt_id": r["prompt_id"], "prompt": r["prompt"], "completion": r["chosen"],
-                                       "score": r["chosen_score"]} for r in kept],
-                                     schema=pa.schema([("prompt_id", pa.string()), ("prompt", pa.string()),
-                                                       ("completion", pa.string()), ("score", pa.float64())]))
+        train = pa.table({"prompt_id": kept.column("prompt_id"), "prompt": kept.column("prompt"),
+                          "completion": kept.column("chosen"), "score": kept.column("chosen_score")},
+                         schema=pa.schema([("prompt_id", pa.string()), ("prompt", pa.string()),
+                                           ("completion", pa.string()), ("score", pa.float64())]))
     else:
         columns = ["prompt_id", "prompt", "chosen", "rejected", "chosen_score", "rejected_score"]
-        train = pa.Table.from_pylist([{c: r[c] for c in columns} for r in kept],
-                                     schema=pa.schema([(c, pa.float64() if c.endswith("score") else pa.string())
-                                                       for c in columns]))
+        train = kept.select(columns).cast(pa.schema([(c, pa.float64() if c.endswith("score") else pa.string())
+                                                     for c in columns]))
+    train = train.combine_chunks()
     events.append_partition(PairBuilt, iteration, pairs)
     events.append_partition(PairSkipped, iteration, skipped)
     reasons = dict(Counter(s.reason for s in skipped))
@@ -102,7 +122,7 @@ def run(params: Params, *, iteration: int, events_root: Path, out_dir: Path) -> 
         write_parquet(train, tmp / "train.parquet")
         write_parquet(scores, tmp / "candidate_scores.parquet")
         summary = {"iteration": iteration, "mode": "sft" if cfg.positive_only else "dpo", "judge_model": model_hash,
-                   "prompts": len(rows), "pairs": len(pairs), "skipped": reasons,
+                   "prompts": selected.num_rows, "pairs": len(pairs), "skipped": reasons,
                    "train_sha256": sha256_file(tmp / "train.parquet"), "min_margin": cfg.min_margin}
         write_json(summary, tmp / "summary.json")
     return summary
