@@ -152,11 +152,14 @@ def run_one(name: str, model_dir: Path, steps: int, batch: int, max_length: int)
             "losses": losses, "peak_rss_mib": peak_rss_mib(), "threads": torch.get_num_threads()}
 
 
-def run_all(model_dir: Path, steps: int, batch: int, max_length: int, separate: bool) -> dict:
-    """Every setting; `separate`: each in a subprocess of its own (own peak memory, nothing shared),
-    else all in this one (no interpreter start-ups; peak memory then is not per setting)."""
+def run_all(model_dir: Path, steps: int, batch: int, max_length: int, separate: bool, bf16: bool) -> dict:
+    """Every setting (the bf16 ones only when `bf16`); `separate`: each in a subprocess of its own (own
+    peak memory, nothing shared), else all in this one (no interpreter start-ups; peak memory then is
+    not per setting)."""
     results = {}
     for name in SETTINGS:
+        if SETTINGS[name][2] and not bf16:
+            continue
         if separate:
             results[name] = subprocess_run(name, model_dir, steps, batch, max_length)
         else:
@@ -192,9 +195,11 @@ def section(results: dict, info: dict, command: str) -> str:
     per_pair = pre["precompute_s"] / max(pre["precompute_pairs"], 1)
     amortised = pre["median_step_s"] + per_pair * pre["pairs_per_step"]
     honest = live["median_step_s"] / amortised
-    bf16_pre = results["full-pre-bf16"]["median_step_s"] / pre["median_step_s"]
-    bf16_live = results["full-live-bf16"]["median_step_s"] / live["median_step_s"]
-    bf16_speedup = results["full-live-bf16"]["median_step_s"] / results["full-pre-bf16"]["median_step_s"]
+    ran_bf16 = "full-pre-bf16" in results
+    if ran_bf16:
+        bf16_pre = results["full-pre-bf16"]["median_step_s"] / pre["median_step_s"]
+        bf16_live = results["full-live-bf16"]["median_step_s"] / live["median_step_s"]
+        bf16_speedup = results["full-live-bf16"]["median_step_s"] / results["full-pre-bf16"]["median_step_s"]
     lora = results["lora-fp32"]
     target = 1.3
     verdict = ("met" if speedup >= target else f"missed by {target - speedup:.2f} ({speedup / target - 1:+.0%})")
@@ -225,7 +230,7 @@ def section(results: dict, info: dict, command: str) -> str:
         "4/3 = 1.33x; the optimizer update and the per-step overhead do not shrink with it"
         + (". The measurement is above that estimate: the live reference also runs outside the policy's "
            "compute graph, on a second set of weights competing for the cache." if speedup > 1.34 else ".")
-        + f" bf16: {bf16_speedup:.2f}x.",
+        + (f" bf16: {bf16_speedup:.2f}x." if ran_bf16 else ""),
         "",
         f"**The precompute pass is a one-off cost, not a saving**: {pre['precompute_s']:.2f} s for "
         f"{pre['precompute_pairs']} pairs ({per_pair:.3f} s a pair: the same no-grad forward the live reference "
@@ -243,16 +248,21 @@ def section(results: dict, info: dict, command: str) -> str:
         f"every step; the backward still passes through all layers); peak {mib(lora)} MiB.",
         "",
         "**bf16** (TrainingArguments bf16=True, CPU autocast, fp32 master weights): "
-        + ("this CPU has native bf16 matmuls (AMX/AVX512-BF16); " if bf16_native else
-           "this CPU has no bf16 units (AVX2 only), so bf16 matmuls are emulated and expected slower; ")
-        + f"measured {bf16_pre:.2f}x the fp32 step time with the precomputed reference and {bf16_live:.2f}x with "
-        "the live one. "
-        + ("bf16 is slower here, as expected; srlm's compute_dtype() keeps training in fp32 on such CPUs and "
-           "turns bf16 on only with native support (CUDA bf16, AMX, AVX512-BF16)."
-           if bf16_pre > 1 else
-           "bf16 is not slower here; compute_dtype() still keeps fp32 without native support.")
-        + f" Peak memory bf16 vs fp32 (precomputed): {mib(results['full-pre-bf16'])} vs {mib(pre)} MiB "
-        "(autocast keeps fp32 weights and adds bf16 copies).",
+        + (("this CPU has native bf16 matmuls (AMX/AVX512-BF16); " if bf16_native else
+            "this CPU has no bf16 units (AVX2 only), so bf16 matmuls are emulated and expected slower; ")
+           + f"measured {bf16_pre:.2f}x the fp32 step time with the precomputed reference and {bf16_live:.2f}x "
+           "with the live one. "
+           + ("bf16 is slower here; srlm's compute_dtype() keeps training in fp32 on such CPUs and "
+              "turns bf16 on only with native support (CUDA bf16, AMX, AVX512-BF16)."
+              if bf16_pre > 1 else
+              "bf16 is not slower here; compute_dtype() still keeps fp32 without native support.")
+           + f" Peak memory bf16 vs fp32 (precomputed): {mib(results['full-pre-bf16'])} vs {mib(pre)} MiB "
+           "(autocast keeps fp32 weights and adds bf16 copies)."
+           if ran_bf16 else
+           "not run: this CPU has no bf16 units (AVX2 only), so srlm trains in fp32 here (compute_dtype()). "
+           "Emulated bf16 is far slower: on the 2-core AVX2 EPYC one try (full FT, live reference) had not "
+           "finished its 4 steps after 14 minutes, against about 66 s in fp32. `--bf16` runs the bf16 "
+           "settings anyway; on CPUs with AMX or AVX512-BF16 (and CUDA) they run by default."),
         "",
         "Checked on the trainers built here (TRL " + info["trl"] + "): `DPOConfig.precompute_ref_log_probs` is "
         f"the field; with `ref_model=None`, full FT + precompute leaves `trainer.ref_model` = {pre['ref_model']}, "
@@ -276,6 +286,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="timed steps per setting (after one warm-up step)")
     parser.add_argument("--batch", type=int, default=4, help="pairs per step")
     parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--bf16", action="store_true",
+                        help="also run the bf16 settings where the CPU has no bf16 units (emulated: very slow)")
     parser.add_argument("--one", choices=sorted(SETTINGS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -299,7 +311,9 @@ def main() -> None:
         tokens = [len(tokenizer(tokenizer.apply_chat_template(r["prompt"] + r[k], tokenize=False),
                                 add_special_tokens=False).input_ids)
                   for r in pairs(args.batch * (steps + 1)) for k in ("chosen", "rejected")]
-        results = run_all(model_dir, steps, args.batch, args.max_length, separate=not args.quick)
+        from srlm_core.runtime import compute_dtype
+        bf16 = args.bf16 or args.quick or compute_dtype() == torch.bfloat16
+        results = run_all(model_dir, steps, args.batch, args.max_length, separate=not args.quick, bf16=bf16)
     import trl
 
     info = {"separate": not args.quick, "load_before": load_before, "load_after": os.getloadavg()[0],

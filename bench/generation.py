@@ -115,13 +115,17 @@ def profile(model, tok, ids, n, sampling) -> dict:
         generate_batch(model, tok, ids, n=n, sampling=short, seed=0)
         wall = time.perf_counter() - start
     shares = dict.fromkeys([*CATEGORIES, "other operators"], 0.0)
+    others = {}
     for event in prof.key_averages():
         if not event.key.startswith("aten::"):
             continue
         name = next((c for c, keys in CATEGORIES.items() if event.key.startswith(keys)), "other operators")
         shares[name] += event.self_cpu_time_total / 1e6
+        if name == "other operators":
+            others[event.key] = event.self_cpu_time_total / 1e6
     shares["outside operators (Python, generate's bookkeeping)"] = max(0.0, wall - sum(shares.values()))
-    return {"wall_s": wall, "new_tokens": short.max_new_tokens, "seconds": shares}
+    top = dict(sorted(others.items(), key=lambda kv: -kv[1])[:5])
+    return {"wall_s": wall, "new_tokens": short.max_new_tokens, "seconds": shares, "top_other_operators": top}
 
 
 def vllm_peer(model_dir: Path, prompts: list[str], n: int, sampling: Sampling, repeats: int) -> dict | None:
@@ -229,6 +233,8 @@ def section(d: dict) -> str:
                       table(["engine", "tok/s", "srlm's ratio", "target", "met"], rows), "", *notes, "",
                       f"Profile of one batch ({d['prompts']} prompts x {d['n']}, {prof['new_tokens']} new tokens, "
                       f"{d['auto_dtype']}, torch.profiler):", "", where, "",
+                      "Largest other operators: " + ", ".join(f"`{k}` {v:.2f} s" for k, v in
+                                                               prof.get("top_other_operators", {}).items()) + ".", "",
                       "Command: `python bench/generation.py`."])
 
 

@@ -43,7 +43,7 @@ def oasst_items(count: int) -> list[tuple[str, str]]:
 
 
 VARIANTS = [  # (label, method, fast (shared encoding), stop strings)
-    ("plain: whole prompt per sample, text parse, no stop", "text", False, False),
+    ("plain: whole prompt encoded for every sample, text parse, no stop", "text", False, False),
     ("+ stop strings (`Score: N`)", "text", False, True),
     ("+ shared rubric encoding, candidate encoded once", "text", True, True),
     ("+ probability scoring (srlm's default)", "probability", True, True),
@@ -62,10 +62,11 @@ def main() -> None:
     new_tokens = cfg.max_new_tokens if not args.quick else 6
     model, tok, model_hash = runtime.load(args.model, dtype=runtime.compute_dtype())
     gen = TransformersGenerator(model, tok, model_hash)
+    plain = TransformersGenerator(model, tok, model_hash, encode_once=False)
     items = oasst_items(count)
     rows = []
     for label, method, fast, stops in VARIANTS:
-        judge = Judge(gen, Template.load(cfg.template), method=method, samples=cfg.samples,
+        judge = Judge(gen if fast else plain, Template.load(cfg.template), method=method, samples=cfg.samples,
                       sampling=Sampling(cfg.temperature, cfg.top_p, new_tokens), max_prompt_tokens=cfg.max_prompt_tokens,
                       max_response_tokens=cfg.max_response_tokens, fast=fast)
         if not stops:

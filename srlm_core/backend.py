@@ -36,9 +36,9 @@ class Generator(Protocol):
 
 
 class TransformersGenerator:
-    def __init__(self, model, tokenizer, model_hash: str, *, max_batch_tokens: int = 32768):
+    def __init__(self, model, tokenizer, model_hash: str, *, max_batch_tokens: int = 32768, encode_once: bool = True):
         self.model, self.tokenizer, self.model_hash = model, tokenizer, model_hash
-        self.dtype, self.max_batch_tokens = model.dtype, max_batch_tokens
+        self.dtype, self.max_batch_tokens, self.encode_once = model.dtype, max_batch_tokens, encode_once
 
     def info(self) -> dict:
         return {"backend": "transformers", "dtype": str(self.dtype).removeprefix("torch.")}
@@ -46,7 +46,7 @@ class TransformersGenerator:
     def sample(self, prompts, *, n, sampling, seed, batch_size, stop_strings=(), label="generating", journal=None):
         return sample(self.model, self.tokenizer, prompts, n=n, sampling=sampling, seed=seed, batch_size=batch_size,
                       stop_strings=stop_strings, label=label, journal=journal,
-                      max_batch_tokens=self.max_batch_tokens)
+                      max_batch_tokens=self.max_batch_tokens, encode_once=self.encode_once)
 
     @torch.inference_mode()
     def expected_digit(self, prompts, digits):

@@ -64,3 +64,20 @@ def test_the_generic_judge_path_gives_the_same_kind_of_judgements(tiny, method):
         assert [len(r) for r in results] == [2, 2]
         if method == "probability":
             assert all(0 <= j.score <= 5 for r in results for j in r)
+
+
+def test_nucleus_from_top_k_filters_like_transformers_top_p():
+    """Same kept tokens as TopPLogitsWarper, both where the top k hold the nucleus (peaked rows) and
+    where they do not (flat rows, sorted in full)."""
+    from transformers.generation.logits_process import TopPLogitsWarper
+
+    from srlm_core.generation import NucleusFromTopK
+
+    torch.manual_seed(0)
+    peaked = torch.randn(6, 5000) * 6
+    flat = torch.randn(3, 5000) * 0.1
+    for scores in (peaked, flat, torch.cat([peaked, flat])):
+        for p in (0.5, 0.9, 0.99):
+            ours = NucleusFromTopK(p, k=64)(None, scores.clone())
+            theirs = TopPLogitsWarper(p)(None, scores.clone())
+            assert torch.equal(torch.isinf(ours), torch.isinf(theirs))
