@@ -1,6 +1,7 @@
 """Join the benchmark results (bench/results/*.json) into docs/benchmarks.md under a header with
 the machine's facts and library versions. The GPU section (bench/gpu_section.md) is measured on a
-lent GPU machine, not by `make bench`, and is carried over verbatim.
+lent GPU machine, not by `make bench`, and is carried over verbatim, as is the hand-written
+reading of the last run (bench/analysis.md).
 
     python bench/report.py [--results bench/results] [--out docs/benchmarks.md]
 """
@@ -51,7 +52,9 @@ def render(results: list, gpu_section: str) -> str:
     if missing:
         header += [f"Not in this run: {', '.join(missing)}.", ""]
     body = [found[name]["section"].strip() + "\n" for name in ORDER if name in found]
-    return "\n".join(header + body + [gpu_section.strip(), ""])
+    analysis = ROOT / "bench" / "analysis.md"
+    notes = [analysis.read_text().strip() + "\n"] if analysis.exists() else []
+    return "\n".join(header + body + notes + [gpu_section.strip(), ""])
 
 
 def main() -> None:
