@@ -26,10 +26,10 @@ def compute_dtype(choice: str = "auto") -> torch.dtype:
         return getattr(torch, forced)
     if torch.cuda.is_available():
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-    return torch.bfloat16 if _cpu_flags() & {"amx_bf16", "avx512_bf16"} else torch.float32
+    return torch.bfloat16 if cpu_flags() & {"amx_bf16", "avx512_bf16"} else torch.float32
 
 
-def _cpu_flags() -> set[str]:
+def cpu_flags() -> set[str]:
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
