@@ -164,7 +164,8 @@ class CandidatesParams(Section):
 
 class VllmParams(Section):
     tensor_parallel_size: int = Field(1, gt=0, description="GPUs one model is split over (vLLM tensor parallelism).")
-    data_parallel_size: int = Field(1, gt=0, description="Model replicas generating side by side (vLLM data parallelism).")
+    data_parallel_size: int = Field(1, gt=0, description="Model replicas generating side by side: above 1, one engine process per replica, "
+                                    "each on tensor_parallel_size GPUs of its own (on the CPU build, its own cores); a chunk keeps its seed whichever replica runs it.")
     enforce_eager: bool = Field(True, description="Skip CUDA-graph / compile warm-up (on the CPU build it saves about 2 minutes of start-up per stage).")
     gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="Share of accelerator memory vLLM may take.")
     max_model_len: int = Field(4096, gt=0, description="Longest prompt + generation vLLM plans for.")

@@ -1,4 +1,4 @@
-"""The vLLM backend on the tiny model: sampling, seeds, stop strings, digit scores, journal resume.
+"""The vLLM backend on the tiny model: sampling, seeds, stop strings, digit scores, journal resume, two replicas.
 
 Skipped unless vLLM imports; `make test-vllm` builds .venv-vllm with the CPU build and runs
 this file (about a minute of engine start-up). One engine serves the whole module.
@@ -131,3 +131,33 @@ def test_journal_resume(gen, prompts, tmp_path):
                          journal=Journal("vllm_test", {"case": 1}, root=tmp_path))
     assert texts(resumed[:2]) == [["from the journal"] * 2] * 2      # taken, not regenerated
     assert resumed[2:] == first[2:]                                  # regenerated: same seed, same samples
+
+
+def test_data_parallel_matches_one_replica(gen, prompts, tiny_vllm_model):
+    """data_parallel_size 2 (two engine processes, one core each here) gives exactly what one engine
+    gives: the same sampled chunks (each seeded from seed + chunk index, whichever replica runs it)
+    and the same digit scores (prompts split between the replicas), on both scoring paths."""
+    model = AutoModelForCausalLM.from_pretrained(tiny_vllm_model, dtype=torch.float32)
+    with torch.inference_mode():
+        top = model(input_ids=torch.tensor([prompts[0]])).logits[0, -1].topk(4).indices.tolist()
+    real = [gen.tokenizer.convert_tokens_to_ids(str(d)) for d in range(6)]   # the exact path
+    sampling = Sampling(temperature=1.0, top_p=0.95, max_new_tokens=12)
+
+    def run(g):
+        return (g.sample(prompts, n=3, sampling=sampling, seed=11, batch_size=2, stop_strings=["Score:"]),
+                g.expected_digit(prompts, real), g.expected_digit(prompts, top))
+
+    one = run(gen)
+    cfg = GenerationParams.model_validate({"backend": "vllm", "dtype": "float32",
+                                           "vllm": {"cpu_kvcache_gib": 1, "data_parallel_size": 2}})
+    pair = VllmGenerator(tiny_vllm_model, cfg)
+    try:
+        assert pair.info()["data_parallel_size"] == 2 and len(pair.pool.procs) == 2
+        two = run(pair)
+    finally:
+        procs = list(pair.pool.procs)
+        pair.close()
+    assert not any(p.is_alive() for p in procs)
+    assert two[0] == one[0]                       # texts, token counts and finish reasons
+    assert any(len(set(row)) > 1 for row in texts(one[0]))          # really sampled: a prompt's n samples differ
+    assert two[1] == one[1] and two[2] == one[2]
