@@ -1,7 +1,8 @@
 """Generation throughput, every engine on the same prompts, sampling and token budget, in one run.
 
-Engines: the naive loop (one prompt, one sample at a time, fp32 `generate`), srlm's transformers
-engine (`generation.sample`: length-sorted batches, each prompt encoded once) in fp32 and bf16,
+Engines: the naive loop (one prompt, one sample at a time, fp32 `generate` with its own top-p
+sampling), srlm's transformers engine (`generation.sample`: length-sorted batches, each prompt
+encoded once, the draw among the nucleus only) in fp32 and bf16,
 vLLM (when `.venv-vllm` exists: `make test-vllm` builds it) and llama.cpp one request at a time
 (when `make bench-peers` has built llama-cpp-python). Also the limit: the model's own decode-step
 matmuls timed alone at the batch's row count give the fastest a decode step could be; our
@@ -63,7 +64,7 @@ def naive(model, tok, ids, n, sampling, sequences) -> dict:
         for prompt, s in pairs:
             torch.manual_seed(s)
             out = model.generate(input_ids=torch.tensor([prompt]), pad_token_id=tok.pad_token_id,
-                                 **sampling.generate_kwargs())
+                                 **sampling.stock_kwargs())
             tokens += out.shape[1] - len(prompt)
     seconds, times = median_seconds(run, 1)
     return {"tok_s": tokens / seconds, "tokens": tokens, "times": times, "sequences": len(pairs)}

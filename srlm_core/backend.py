@@ -36,17 +36,21 @@ class Generator(Protocol):
 
 
 class TransformersGenerator:
-    def __init__(self, model, tokenizer, model_hash: str, *, max_batch_tokens: int = 32768, encode_once: bool = True):
+    def __init__(self, model, tokenizer, model_hash: str, *, max_batch_tokens: int = 32768, encode_once: bool = True,
+                 kv_cache: str = "auto"):
         self.model, self.tokenizer, self.model_hash = model, tokenizer, model_hash
         self.dtype, self.max_batch_tokens, self.encode_once = model.dtype, max_batch_tokens, encode_once
+        self.static_cache = kv_cache == "static" or (kv_cache == "auto" and model.device.type == "cuda")
 
     def info(self) -> dict:
-        return {"backend": "transformers", "dtype": str(self.dtype).removeprefix("torch.")}
+        return {"backend": "transformers", "dtype": str(self.dtype).removeprefix("torch."),
+                "kv_cache": "static" if self.static_cache else "dynamic"}
 
     def sample(self, prompts, *, n, sampling, seed, batch_size, stop_strings=(), label="generating", journal=None):
         return sample(self.model, self.tokenizer, prompts, n=n, sampling=sampling, seed=seed, batch_size=batch_size,
                       stop_strings=stop_strings, label=label, journal=journal,
-                      max_batch_tokens=self.max_batch_tokens, encode_once=self.encode_once)
+                      max_batch_tokens=self.max_batch_tokens, encode_once=self.encode_once,
+                      static_cache=self.static_cache)
 
     @torch.inference_mode()
     def expected_digit(self, prompts, digits):
@@ -68,4 +72,5 @@ def open_generator(cfg: GenerationParams, model_dir: Path | str) -> Generator:
         from .vllm_backend import VllmGenerator   # optional extra: imported only when asked for
         return VllmGenerator(model_dir, cfg)
     model, tokenizer, model_hash = runtime.load(model_dir, dtype=runtime.compute_dtype(cfg.dtype))
-    return TransformersGenerator(model, tokenizer, model_hash, max_batch_tokens=cfg.max_batch_tokens)
+    return TransformersGenerator(model, tokenizer, model_hash, max_batch_tokens=cfg.max_batch_tokens,
+                                 kv_cache=cfg.kv_cache)

@@ -7,39 +7,41 @@ from dataclasses import astuple, dataclass
 from typing import Iterator, Sequence
 
 import torch
-from transformers import DynamicCache, LogitsProcessor, LogitsProcessorList
+from transformers import DynamicCache, LogitsProcessor, LogitsProcessorList, StaticCache
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .journal import Journal
 
 
-class NucleusFromTopK(LogitsProcessor):
-    """Top-p (nucleus) filtering, the rule of transformers' TopPLogitsWarper (a token stays while the
-    probability of the tokens ranked above it is below top_p), without sorting the whole vocabulary
-    each step: the nucleus is found among the `k` most likely tokens, and only rows whose top k
-    hold less than top_p of the probability are sorted in full. The profile in docs/benchmarks.md
-    showed the full sort taking about a quarter of generation time."""
+class NucleusSampler(LogitsProcessor):
+    """Temperature and top-p (nucleus) sampling done inside the logits processor, so generate runs
+    greedy and only takes the drawn token: the nucleus follows the rule of transformers'
+    TopPLogitsWarper (a token stays while the probability of the tokens ranked above it is below
+    top_p), is found among the `k` most likely tokens (rows whose top k hold less than top_p are
+    sorted in full), and the draw is among the nucleus only. Sampling stock-fashion costs a sort of
+    the whole vocabulary and a random number per vocabulary entry every step; the profiles in
+    docs/benchmarks.md showed those taking a quarter and then a fifth of generation time. Same
+    distribution as temperature + top_p in generate; draws come from torch's global generator."""
 
-    def __init__(self, top_p: float, k: int = 256):
-        self.top_p, self.k = top_p, k
+    def __init__(self, temperature: float, top_p: float, k: int = 256):
+        self.temperature, self.top_p, self.k = temperature, top_p, k
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
-        k = min(self.k, scores.shape[-1])
-        top, index = scores.topk(k, dim=-1)
+        scores = scores.float() / self.temperature
+        top, index = scores.topk(min(self.k, scores.shape[-1]), dim=-1)
         probs = torch.exp(top - torch.logsumexp(scores, dim=-1, keepdim=True))
-        above = probs.cumsum(-1) - probs          # mass ranked strictly above each token
-        keep = above < self.top_p
-        keep[:, 0] = True
-        remove = torch.ones_like(scores, dtype=torch.bool).scatter_(1, index, ~keep)
+        choice = index.gather(1, torch.multinomial(self._nucleus(probs), 1))
         short = probs.sum(-1) < self.top_p        # rows whose nucleus reaches past the top k
         if short.any():
-            rows = scores[short]
-            ranked, order = rows.sort(dim=-1, descending=True)
-            p = ranked.softmax(-1)
-            kept = (p.cumsum(-1) - p) < self.top_p
-            kept[:, 0] = True
-            remove[short] = torch.ones_like(rows, dtype=torch.bool).scatter_(1, order, ~kept)
-        return scores.masked_fill(remove, -float("inf"))
+            ranked, order = scores[short].sort(dim=-1, descending=True)
+            choice[short] = order.gather(1, torch.multinomial(self._nucleus(ranked.softmax(-1)), 1))
+        return torch.full_like(scores, -float("inf")).scatter_(1, choice, 0.0)
+
+    def _nucleus(self, ranked: torch.Tensor) -> torch.Tensor:
+        """Probabilities sorted in descending order -> the same with the tokens outside the nucleus zeroed."""
+        keep = (ranked.cumsum(-1) - ranked) < self.top_p   # mass ranked strictly above each token
+        keep[:, 0] = True
+        return ranked * keep
 
 
 @dataclass(frozen=True)
@@ -51,9 +53,17 @@ class Sampling:
     def generate_kwargs(self) -> dict:
         if self.temperature == 0:
             return {"do_sample": False, "max_new_tokens": self.max_new_tokens}
-        nucleus = {"logits_processor": LogitsProcessorList([NucleusFromTopK(self.top_p)])} if self.top_p < 1 else {}
-        return {"do_sample": True, "temperature": self.temperature, "top_p": 1.0, "top_k": 0,
-                "max_new_tokens": self.max_new_tokens, **nucleus}
+        if self.top_p < 1:
+            return {"do_sample": False, "max_new_tokens": self.max_new_tokens,
+                    "logits_processor": LogitsProcessorList([NucleusSampler(self.temperature, self.top_p)])}
+        return self.stock_kwargs()
+
+    def stock_kwargs(self) -> dict:
+        """transformers' own sampling (the benchmarks' naive baseline, and top_p = 1)."""
+        if self.temperature == 0:
+            return {"do_sample": False, "max_new_tokens": self.max_new_tokens}
+        return {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p, "top_k": 0,
+                "max_new_tokens": self.max_new_tokens}
 
     def record(self, **extra) -> dict:
         """The sampling parameters as stored in event rows."""
@@ -118,21 +128,39 @@ def decode_rows(tokenizer, generated: torch.Tensor, stop_strings: Sequence[str] 
     return out
 
 
+def kv_cache(model, prompts: torch.Tensor, mask: torch.Tensor, *, n: int, new_tokens: int, encode_once: bool,
+             static: bool) -> DynamicCache | StaticCache:
+    """The cache generate starts from. With encode_once, each prompt's key/values (all but its last
+    token, which generate feeds itself) are computed once and repeated for its n samples. A static
+    cache holds room for the whole sequence from the start (no concatenation per step; on CUDA,
+    transformers compiles the decode step for it); its length is rounded up to 128 so that batches
+    of similar length share one compiled shape."""
+    cache = DynamicCache(config=model.config)
+    if encode_once and prompts.shape[1] > 1:
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        model(input_ids=prompts[:, :-1], attention_mask=mask[:, :-1], position_ids=pos[:, :-1], cache=cache,
+              use_cache=True, logits_to_keep=1)
+        cache.batch_repeat_interleave(n)
+    if not static:
+        return cache
+    fixed = StaticCache(config=model.config, max_cache_len=-(-(prompts.shape[1] + new_tokens) // 128) * 128)
+    for to, done in zip(fixed.layers, cache.layers):
+        if done.is_initialized:
+            to.update(done.keys, done.values)
+    return fixed
+
+
 @torch.inference_mode()
 def generate_batch(model, tokenizer, batch: Sequence[Sequence[int]], *, n: int, sampling: Sampling, seed: int,
-                   stop_strings: Sequence[str] = (), encode_once: bool = True) -> list[list[Sample]]:
-    """n samples for each prompt of one batch. With encode_once, each prompt is encoded once: its
-    key/value cache (all but the last token) is computed for the batch and then repeated for the n
-    samples; without it (the benchmarks' baseline), generate encodes every sample's prompt."""
+                   stop_strings: Sequence[str] = (), encode_once: bool = True,
+                   static_cache: bool = False) -> list[list[Sample]]:
+    """n samples for each prompt of one batch, from the cache `kv_cache` builds (encode_once off is
+    the benchmarks' baseline: generate encodes every sample's prompt)."""
     ids, mask = left_pad(batch, tokenizer.pad_token_id)
     ids, mask = ids.to(model.device), mask.to(model.device)
     extra = {"stop_strings": list(stop_strings), "tokenizer": tokenizer} if stop_strings else {}
-    cache = DynamicCache(config=model.config)
-    if encode_once and ids.shape[1] > 1:
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=pos[:, :-1], cache=cache,
-              use_cache=True, logits_to_keep=1)
-        cache.batch_repeat_interleave(n)
+    cache = kv_cache(model, ids, mask, n=n, new_tokens=sampling.max_new_tokens, encode_once=encode_once,
+                     static=static_cache)
     torch.manual_seed(seed)
     out = model.generate(input_ids=ids.repeat_interleave(n, 0), attention_mask=mask.repeat_interleave(n, 0),
                          cache=cache, pad_token_id=tokenizer.pad_token_id, **sampling.generate_kwargs(), **extra)
@@ -143,7 +171,7 @@ def generate_batch(model, tokenizer, batch: Sequence[Sequence[int]], *, n: int, 
 def sample(model, tokenizer, prompts: Sequence[Sequence[int]], *, n: int, sampling: Sampling, seed: int,
            batch_size: int, stop_strings: Sequence[str] = (), label: str = "generating",
            journal: Journal | None = None, max_batch_tokens: int = 32768,
-           encode_once: bool = True) -> list[list[Sample]]:
+           encode_once: bool = True, static_cache: bool = False) -> list[list[Sample]]:
     """n samples for each prompt (token ids), in the prompts' order. Batches come from plan_batches;
     batch b is seeded with seed + b, so its output depends only on its own prompts and seed, and a
     batch found in `journal` is not generated again."""
@@ -156,7 +184,8 @@ def sample(model, tokenizer, prompts: Sequence[Sequence[int]], *, n: int, sampli
         for index, members in enumerate(batches):
             def generate(index=index, members=members) -> list[list[Sample]]:
                 return generate_batch(model, tokenizer, [prompts[i] for i in members], n=n, sampling=sampling,
-                                      seed=seed + index, stop_strings=stop_strings, encode_once=encode_once)
+                                      seed=seed + index, stop_strings=stop_strings, encode_once=encode_once,
+                                      static_cache=static_cache)
 
             if journal is None:
                 outputs = generate()

@@ -182,6 +182,10 @@ class GenerationParams(Section):
     max_batch_tokens: int = Field(
         32768, gt=0, description="transformers: cap on rows x (prompt + new tokens) in one forward batch, so memory stays "
         "bounded; a stage's batch_size is lowered to fit.")
+    kv_cache: Literal["auto", "dynamic", "static"] = Field(
+        "auto", description="transformers: the KV cache of sampling. static: allocated for the whole sequence at the start, "
+        "and on CUDA transformers compiles the decode step for it (torch.compile, CUDA graphs); dynamic: grows each step. "
+        "auto: static on CUDA, dynamic elsewhere (docs/benchmarks.md has both measured).")
     vllm: VllmParams = VllmParams()
 
 

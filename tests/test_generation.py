@@ -28,12 +28,14 @@ def test_batches_are_sorted_by_length_and_bounded_in_tokens():
     assert batches[-1] == [5]      # too long to share a batch, still generated alone
 
 
-def test_samples_come_back_in_prompt_order_and_match_one_at_a_time(tiny):
-    """Greedy decoding in sorted, padded, prompt-once batches gives each prompt what it gets alone."""
+@pytest.mark.parametrize("static_cache", [False, True])
+def test_samples_come_back_in_prompt_order_and_match_one_at_a_time(tiny, static_cache):
+    """Greedy decoding in sorted, padded, prompt-once batches, from a dynamic or a static KV cache,
+    gives each prompt what it gets alone."""
     model, tokenizer, _ = tiny
     prompts = [tokenizer(t).input_ids for t in ("a much longer prompt than the others here", "hi", "two words")]
     greedy = Sampling(0.0, 1.0, 6)
-    together = sample(model, tokenizer, prompts, n=2, sampling=greedy, seed=0, batch_size=8)
+    together = sample(model, tokenizer, prompts, n=2, sampling=greedy, seed=0, batch_size=8, static_cache=static_cache)
     for prompt, samples in zip(prompts, together):
         alone = model.generate(input_ids=torch.tensor([prompt]), do_sample=False, max_new_tokens=6,
                                pad_token_id=tokenizer.pad_token_id)
@@ -48,6 +50,7 @@ def test_sampling_is_deterministic_and_independent_of_the_token_cap_split(tiny):
     first = sample(model, tokenizer, prompts, **args)
     assert first == sample(model, tokenizer, prompts, **args)
     assert [len(r) for r in first] == [3] * 5
+    assert first == sample(model, tokenizer, prompts, **args, static_cache=True)
 
 
 @pytest.mark.parametrize("method", ["text", "probability"])
@@ -66,18 +69,21 @@ def test_the_generic_judge_path_gives_the_same_kind_of_judgements(tiny, method):
             assert all(0 <= j.score <= 5 for r in results for j in r)
 
 
-def test_nucleus_from_top_k_filters_like_transformers_top_p():
-    """Same kept tokens as TopPLogitsWarper, both where the top k hold the nucleus (peaked rows) and
-    where they do not (flat rows, sorted in full)."""
-    from transformers.generation.logits_process import TopPLogitsWarper
+def test_nucleus_sampler_draws_from_transformers_top_p_distribution():
+    """The draws follow temperature + TopPLogitsWarper's distribution, where the top k hold the
+    nucleus (peaked row) and where they do not (flat row, sorted in full): every draw inside the
+    kept set, frequencies within sampling error of the probabilities."""
+    from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
 
-    from srlm_core.generation import NucleusFromTopK
+    from srlm_core.generation import NucleusSampler
 
     torch.manual_seed(0)
-    peaked = torch.randn(6, 5000) * 6
-    flat = torch.randn(3, 5000) * 0.1
-    for scores in (peaked, flat, torch.cat([peaked, flat])):
-        for p in (0.5, 0.9, 0.99):
-            ours = NucleusFromTopK(p, k=64)(None, scores.clone())
-            theirs = TopPLogitsWarper(p)(None, scores.clone())
-            assert torch.equal(torch.isinf(ours), torch.isinf(theirs))
+    draws = 40_000
+    for row in (torch.randn(200) * 4, torch.randn(200) * 0.1):
+        for p in (0.5, 0.9):
+            expected = TopPLogitsWarper(p)(None, TemperatureLogitsWarper(0.7)(None, row[None].clone())).softmax(-1)[0]
+            out = NucleusSampler(0.7, p, k=16)(None, row.expand(draws, -1).clone())
+            assert torch.isfinite(out).sum(-1).eq(1).all()      # exactly one token left per row
+            counts = torch.bincount(out.argmax(-1), minlength=len(row)).double() / draws
+            assert counts[expected == 0].sum() == 0
+            assert (counts - expected).abs().max() < 4 * (0.25 / draws) ** 0.5
