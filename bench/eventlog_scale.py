@@ -5,12 +5,13 @@
    iterations: iteration t's append must not cost more because iterations < t exist.
 2. pairs: an iteration of judgements (4 candidates x 3 judge samples per prompt, as params.yaml)
    generated straight into the Parquet layout EventLog writes (pyarrow, same schema, same writer
-   settings, part-<sha256>.parquet), then the pairs stage's own selection, `pairs.select`, timed.
+   settings, part-<sha256>.parquet), then the pairs stage's own selection, `pairs.select`, timed
+   (`--only pairs`: this part alone, no append phase; its result file then holds no docs section).
 
 Every phase runs in a fresh subprocess; its peak memory is that child's ru_maxrss (os.wait4), so
 phases do not pollute each other.
 
-    python bench/eventlog_scale.py --out bench/results/eventlog_scale.json [--quick]
+    python bench/eventlog_scale.py --out bench/results/eventlog_scale.json [--quick] [--only pairs]
 """
 
 from __future__ import annotations
@@ -216,16 +217,23 @@ def phase_pairs(root: Path, iteration: int = 1) -> dict:
 
 
 def phase_profile(root: Path, iteration: int = 1) -> dict:
-    """EXPLAIN ANALYZE of the two statements pairs.select runs, on a connection set up as it sets it up."""
+    """EXPLAIN ANALYZE of the statements pairs.select runs (candidate_scores.sql, pairs.sql, and the
+    text join for the chosen texts, as for each text column), on a connection set up as it sets it up."""
+    import pyarrow as pa
+
     from srlm_core import pairs
     from srlm_core.eventlog import EventLog
 
     start = time.perf_counter()
     con = pairs.connect(EventLog(root), iteration)
     con.register("candidate_scores", con.sql(pairs.SCORES_SQL.read_text()).to_arrow_table())
-    setup_s = time.perf_counter() - start   # includes computing the scores once, unprofiled
+    rows = con.sql(pairs.SQL.read_text(), params={"min_margin": 0.0}).to_arrow_table()
+    con.register("selected", rows.append_column("pos", pa.array(range(rows.num_rows), pa.int64())))
+    setup_s = time.perf_counter() - start   # includes computing the scores and the rows once, unprofiled
+    table, id_column, key = pairs.TEXT_COLUMNS["chosen"]
     plans = {}
-    for name, sql in (("candidate_scores.sql", pairs.SCORES_SQL.read_text()), ("pairs.sql", pairs.SQL.read_text())):
+    for name, sql in (("candidate_scores.sql", pairs.SCORES_SQL.read_text()), ("pairs.sql", pairs.SQL.read_text()),
+                      ("chosen texts", pairs.TEXTS_SQL.format(table=table, id=id_column, key=key))):
         con.execute("pragma enable_profiling = 'json'")
         start = time.perf_counter()
         con.execute(f"explain analyze {sql.replace('$min_margin', '0.0')}")
@@ -274,6 +282,8 @@ def main() -> None:
     parser.add_argument("--out", default="bench/results/eventlog_scale.json")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (seconds), for the smoke test")
     parser.add_argument("--workdir", help="where the event logs go (default: a temporary folder, removed after)")
+    parser.add_argument("--only", choices=["pairs"], help="only the pairs part (fixture, pairs.select, profile); "
+                        "the result file then has no docs section")
     parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
     parser.add_argument("--phase-args", help=argparse.SUPPRESS)
     parser.add_argument("--phase-result", help=argparse.SUPPRESS)
@@ -290,6 +300,8 @@ def main() -> None:
 def run(work: Path, args) -> None:
     size = SIZES["quick" if args.quick else "full"]
     log = lambda msg: print(f"[eventlog_scale] {msg}", file=sys.stderr, flush=True)  # noqa: E731
+    if args.only == "pairs":
+        return run_pairs_only(work, args, size, log)
 
     log(f"append: {size['iterations']} iterations x {size['rows_per_iteration']} judgements")
     appended, append_peak = child("append", work, root=str(work / "append"), iterations=size["iterations"],
@@ -298,18 +310,9 @@ def run(work: Path, args) -> None:
     ratio = its[-1]["append_s"] / its[0]["append_s"]
     total_rows = sum(i["rows"] for i in its)
 
-    log(f"generate: {size['pair_judgements']} judgements")
-    pairs_root = work / "pairs"
-    generated, generate_peak = child("generate", work, root=str(pairs_root), judgements=size["pair_judgements"])
-
-    runs = []
-    for r in range(size["repeats"]):
-        log(f"pairs.select run {r + 1}/{size['repeats']}")
-        runs.append(child("pairs", work, root=str(pairs_root)))
+    generated, generate_peak, runs, profile, profile_peak = pairs_part(work, size, log)
     pair_seconds = statistics.median(r[0]["seconds"] for r in runs)
     pair_peak = max(r[1] for r in runs)
-    log("profile (EXPLAIN ANALYZE)")
-    profile, profile_peak = child("profile", work, root=str(pairs_root))
 
     time_met = pair_seconds < PAIRS_TARGET_S
     mem_met = pair_peak < PAIRS_TARGET_MIB
@@ -348,8 +351,9 @@ def run(work: Path, args) -> None:
         f"Append cost per iteration (last/first: **{ratio:.2f}**; an append reads back only its own partition's "
         f"ids, never earlier iterations):",
         per_iter,
-        f"Where the time goes (EXPLAIN ANALYZE, one thread as `pairs.select` runs): setup (views, and "
-        f"candidate_scores.sql once, unprofiled) {profile['setup_s']:.2f} s; {ops}.",
+        f"Where the time goes (EXPLAIN ANALYZE, DuckDB's default threads as `pairs.select` runs): setup "
+        f"(views, candidate_scores.sql and pairs.sql once, unprofiled) "
+        f"{profile['setup_s']:.2f} s; {ops}.",
         "Commands:\n\n```\npython bench/eventlog_scale.py --out bench/results/eventlog_scale.json\n"
         "python bench/eventlog_scale.py --out /tmp/quick.json --quick   # smoke test (tests/test_bench_eventlog.py)\n```",
     ])
@@ -362,6 +366,38 @@ def run(work: Path, args) -> None:
             "profile": {**profile, "peak_mib": profile_peak}}
     write_result(args.out, "eventlog_scale", section, data)
     print(section)
+
+
+def pairs_part(work: Path, size: dict, log) -> tuple:
+    """Generate the pairs fixture, time pairs.select in `repeats` fresh processes, profile it."""
+    log(f"generate: {size['pair_judgements']} judgements")
+    pairs_root = work / "pairs"
+    generated, generate_peak = child("generate", work, root=str(pairs_root), judgements=size["pair_judgements"])
+    runs = []
+    for r in range(size["repeats"]):
+        log(f"pairs.select run {r + 1}/{size['repeats']}")
+        runs.append(child("pairs", work, root=str(pairs_root)))
+    log("profile (EXPLAIN ANALYZE)")
+    profile, profile_peak = child("profile", work, root=str(pairs_root))
+    return generated, generate_peak, runs, profile, profile_peak
+
+
+def run_pairs_only(work: Path, args, size: dict, log) -> None:
+    """`--only pairs`: the pairs part alone; a plain summary, no docs section (not for docs/benchmarks.md)."""
+    generated, generate_peak, runs, profile, profile_peak = pairs_part(work, size, log)
+    seconds = [r[0]["seconds"] for r in runs]
+    pair_seconds, pair_peak = statistics.median(seconds), max(r[1] for r in runs)
+    summary = (f"pairs.select over {generated['judgements']:,} judgements: median {pair_seconds:.2f} s of "
+               f"{', '.join(f'{s:.2f}' for s in seconds)}; peak {pair_peak:.0f} MiB (targets < {PAIRS_TARGET_S:g} s, "
+               f"< {PAIRS_TARGET_MIB} MiB); generate {generated['seconds']:.1f} s, {generate_peak:.0f} MiB")
+    data = {"quick": args.quick, "only": "pairs", "sizes": size, "generate": {**generated, "peak_mib": generate_peak},
+            "pairs": {"median_s": pair_seconds, "runs": [{**r[0], "peak_mib": r[1]} for r in runs],
+                      "peak_mib": pair_peak, "target_s": PAIRS_TARGET_S, "target_mib": PAIRS_TARGET_MIB,
+                      "time_met": pair_seconds < PAIRS_TARGET_S, "memory_met": pair_peak < PAIRS_TARGET_MIB},
+            "profile": {**profile, "peak_mib": profile_peak}}
+    write_result(args.out, "eventlog_scale", "", data)
+    print(summary)
+    print(json.dumps(profile, indent=1))
 
 
 if __name__ == "__main__":

@@ -31,11 +31,12 @@ SQL = Path(__file__).parent / "sql" / "pairs.sql"
 SCORES_SQL = Path(__file__).parent / "sql" / "candidate_scores.sql"
 
 
-def connect(events: EventLog, iteration: int) -> duckdb.DuckDBPyConnection:
-    """A one-thread connection (float sums in a fixed order) with views prompts, candidates and
-    judgements over the iteration's schema-checked event files, which DuckDB reads itself: only
-    the columns a statement names (never raw_output), batch by batch."""
-    con = duckdb.connect(config={"threads": 1})
+def connect(events: EventLog, iteration: int, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """A connection with views prompts, candidates and judgements over the iteration's schema-checked
+    event files, which DuckDB reads itself: only the columns a statement names (never raw_output),
+    batch by batch. `threads`: DuckDB's default (every core) when None; the SQL gives the same
+    result whatever the count (exact integer sums, order-free picks, ORDER BY on unique keys)."""
+    con = duckdb.connect(config={} if threads is None else {"threads": threads})
     for kind in (PromptAdded, CandidateGenerated, JudgementRecorded):
         paths = events.paths(kind, iteration)
         if paths:
@@ -46,17 +47,47 @@ def connect(events: EventLog, iteration: int) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def select(events: EventLog, iteration: int, min_margin: float) -> tuple[pa.Table, pa.Table]:
+# The texts of the selected rows' chosen / rejected candidates and prompts, in the rows' order (pos):
+# the narrow rows are the join's build side and the texts stream past them, one text column per
+# statement, so no hash table or sort holds more than one text column (the prompts, the smallest,
+# last, when the other columns are already held).
+TEXTS_SQL = """select t.text from selected s left join {table} t on t.{id} = s.{key} order by s.pos"""
+TEXT_COLUMNS = {"chosen": ("candidates", "candidate_id", "chosen_id"),
+                "rejected": ("candidates", "candidate_id", "rejected_id"),
+                "prompt": ("prompts", "prompt_id", "prompt_id")}
+ROW_COLUMNS = ["prompt_id", "prompt", "judged_candidates", "chosen_id", "chosen", "chosen_score", "chosen_spread",
+               "rejected_id", "rejected", "rejected_score", "rejected_spread", "skip_reason"]
+
+
+def select(events: EventLog, iteration: int, min_margin: float,
+           threads: int | None = None) -> tuple[pa.Table, pa.Table]:
     """(one row per prompt of the iteration, by prompt_id: its best and worst candidate and why it
     gives no pair; every candidate's score, spread and valid samples, by candidate_id), as Arrow.
-    The candidate scores are computed once, and pairs.sql reads them from that result."""
-    con = connect(events, iteration)
+    The candidate scores are computed once, and pairs.sql reads them from that result; pairs.sql
+    picks on ids and scores only, and the texts are joined to its rows afterwards (TEXTS_SQL).
+    The tables are the same, bit for bit, for any `threads`."""
+    con = connect(events, iteration, threads)
     try:
         scores = con.sql(SCORES_SQL.read_text()).to_arrow_table()
+        ids = scores.column("candidate_id")
+        if len(ids) > 1 and pc.any(pc.equal(ids[1:], ids[:-1])).as_py():
+            raise SrlmError(f"{events.partition(JudgementRecorded.TABLE, iteration)}: a candidate's judgements "
+                            f"name different prompt_ids; re-run the judge stage")
         con.register("candidate_scores", scores)
         rows = con.sql(SQL.read_text(), params={"min_margin": min_margin}).to_arrow_table()
+        con.register("selected", rows.append_column("pos", pa.array(range(rows.num_rows), pa.int64())))
+        texts = {}
+        for name, (table, id_column, key) in TEXT_COLUMNS.items():
+            column = con.sql(TEXTS_SQL.format(table=table, id=id_column, key=key)).to_arrow_table().column(0)
+            if len(column) != rows.num_rows:
+                raise SrlmError(f"{events.partition(table, iteration)}: {table} holds a {id_column} more than once")
+            if column.null_count != rows.column(key).null_count:
+                raise SrlmError(f"{events.partition(JudgementRecorded.TABLE, iteration)}: a judged {id_column} is "
+                                f"not in {events.partition(table, iteration)}; re-run the judge stage")
+            texts[name] = column
     finally:
         con.close()
+    rows = pa.table({c: texts[c] if c in texts else rows.column(c) for c in ROW_COLUMNS})
     return rows, scores
 
 

@@ -13,8 +13,9 @@ from srlm_core.params import parse_params
 JUDGE = "j" * 64
 
 
-def add_prompt(log: EventLog, name: str, scores: list[list[float | None]]) -> str:
-    """A prompt with one candidate per entry of `scores`, each judged once per listed score."""
+def add_prompt(log: EventLog, name: str, scores: list[list[float | None]], files_per_sample: bool = False) -> str:
+    """A prompt with one candidate per entry of `scores`, each judged once per listed score; the
+    judgements in one file, or in one file per sample index."""
     prompt = PromptAdded.create(iteration=1, source="generated", text=f"prompt {name}", model_hash="g" * 64,
                                 origin_id=name, split=None, stage="prompts", seed=1, sampling=None)
     candidates = [CandidateGenerated.create(prompt_id=prompt.prompt_id, iteration=1, model_hash=JUDGE, sample_index=i,
@@ -28,7 +29,11 @@ def add_prompt(log: EventLog, name: str, scores: list[list[float | None]]) -> st
                   for c, samples in zip(candidates, scores) for k, s in enumerate(samples)]
     log.append([prompt])
     log.append(candidates)
-    log.append(judgements)
+    batches = ([[j for j in judgements if j.sample_index == k] for k in range(max(map(len, scores)))]
+               if files_per_sample else [judgements])
+    for batch in batches:
+        if batch:
+            log.append(batch)
     return prompt.prompt_id
 
 
@@ -89,3 +94,64 @@ def test_rerun_is_byte_identical(tmp_path, log):
     run(parse_params({}), iteration=1, events_root=log.root, out_dir=tmp_path / "b")
     assert {p.name: p.read_bytes() for p in log.files("pairs")} == first
     assert (tmp_path / "a" / "train.parquet").read_bytes() == (tmp_path / "b" / "train.parquet").read_bytes()
+
+
+def test_select_is_the_same_for_any_thread_count(tmp_path):
+    """One file per prompt and judge sample (a candidate's samples are read by different threads),
+    six-decimal scores, ties and unparsed samples:
+    one thread and several give identical tables, and each score is the exact mean, rounded once."""
+    import random
+    from fractions import Fraction
+
+    from srlm_core.pairs import select
+
+    rng = random.Random(7)
+    log = EventLog(tmp_path / "events")
+    for p in range(40):
+        scores = [[None if rng.random() < 0.1 else round(rng.choice([rng.uniform(0, 5), rng.randint(0, 5)]), 6)
+                   for _ in range(rng.randint(1, 3))] for _ in range(rng.randint(1, 4))]
+        if p % 7 == 0:
+            scores = [[3.5, 4.25]] * 3   # a tie
+        add_prompt(log, f"p{p}", scores, files_per_sample=True)
+    tables = {threads: select(log, 1, 0.1, threads=threads) for threads in (1, 2, 4, None)}
+    rows, scores = tables[1]
+    for other_rows, other_scores in tables.values():
+        assert other_rows.equals(rows) and other_scores.equals(scores)
+    assert rows.num_rows == 40 and rows.column("prompt_id").to_pylist() == sorted(rows.column("prompt_id").to_pylist())
+    samples: dict[str, list[Fraction]] = {}
+    for j in log.read(JudgementRecorded, 1).to_pylist():
+        samples.setdefault(j["candidate_id"], []).extend([] if j["score"] is None else [Fraction(str(j["score"]))])
+    for s in scores.to_pylist():
+        valid = samples[s["candidate_id"]]
+        assert s["valid_samples"] == len(valid)
+        if valid:
+            mean = sum(valid) / len(valid)
+            assert s["score"] == float(mean)   # correctly rounded, whatever the summation order
+            assert s["spread"] == pytest.approx(float(sum((v - mean) ** 2 for v in valid) / len(valid)) ** 0.5,
+                                                rel=1e-12, abs=1e-12)
+        else:
+            assert s["score"] is None and s["spread"] == 0
+
+
+def test_a_candidate_judged_under_two_prompt_ids_is_refused(tmp_path, log):
+    from srlm_core.errors import SrlmError
+    from srlm_core.pairs import select
+
+    log, ids = log
+    judgement = log.read(JudgementRecorded, 1).to_pylist()[0]
+    log.append([JudgementRecorded.create(**{**judgement, "prompt_id": ids["tie"], "sample_index": 9,
+                                            "judgement_id": None})])
+    with pytest.raises(SrlmError, match="different prompt_ids"):
+        select(log, 1, 0.0)
+
+
+def test_a_judged_candidate_missing_from_candidates_is_refused(tmp_path, log):
+    from srlm_core.errors import SrlmError
+    from srlm_core.pairs import select
+
+    log, ids = log
+    judgement = log.read(JudgementRecorded, 1).to_pylist()[0]
+    log.append([JudgementRecorded.create(**{**judgement, "candidate_id": "f" * 64, "prompt_id": ids["clear"],
+                                            "score": 5.0, "judgement_id": None})])
+    with pytest.raises(SrlmError, match="is not in"):
+        select(log, 1, 0.0)
