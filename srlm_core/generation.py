@@ -29,11 +29,16 @@ class NucleusSampler(LogitsProcessor):
     def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
         scores = scores.float() / self.temperature
         top, index = scores.topk(min(self.k, scores.shape[-1]), dim=-1)
+        # Equal scores in token order: topk (on CUDA) returns ties in no fixed order, which would
+        # change the nucleus and the draw from run to run.
+        index, by_token = index.sort(-1)
+        top, by_score = top.gather(1, by_token).sort(dim=-1, descending=True, stable=True)
+        index = index.gather(1, by_score)
         probs = torch.exp(top - torch.logsumexp(scores, dim=-1, keepdim=True))
         choice = index.gather(1, torch.multinomial(self._nucleus(probs), 1))
         short = probs.sum(-1) < self.top_p        # rows whose nucleus reaches past the top k
         if short.any():
-            ranked, order = scores[short].sort(dim=-1, descending=True)
+            ranked, order = scores[short].sort(dim=-1, descending=True, stable=True)
             choice[short] = order.gather(1, torch.multinomial(self._nucleus(ranked.softmax(-1)), 1))
         return torch.full_like(scores, -float("inf")).scatter_(1, choice, 0.0)
 
