@@ -29,6 +29,7 @@ soak: install
 # The benchmark suite: regenerates docs/benchmarks.md (about 60 min on 2 cores, most of it the
 # end-to-end run). vLLM and llama.cpp join when `make test-vllm` / `make bench-peers` installed them.
 bench: install
+	$(BIN)/dvc repro base   # models/M0, the model the parts measure (a fresh clone has none yet)
 	rm -rf bench/results
 	$(BIN)/python bench/generation.py
 	$(BIN)/python bench/judge.py
