@@ -56,15 +56,13 @@ class Sampling:
     max_new_tokens: int
 
     def generate_kwargs(self) -> dict:
-        if self.temperature == 0:
-            return {"do_sample": False, "max_new_tokens": self.max_new_tokens}
-        if self.top_p < 1:
+        if self.temperature > 0 and self.top_p < 1:
             return {"do_sample": False, "max_new_tokens": self.max_new_tokens,
                     "logits_processor": LogitsProcessorList([NucleusSampler(self.temperature, self.top_p)])}
         return self.stock_kwargs()
 
     def stock_kwargs(self) -> dict:
-        """transformers' own sampling (the benchmarks' naive baseline, and top_p = 1)."""
+        """transformers' own decoding (greedy at temperature 0; the benchmarks' naive baseline; top_p = 1)."""
         if self.temperature == 0:
             return {"do_sample": False, "max_new_tokens": self.max_new_tokens}
         return {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p, "top_k": 0,
