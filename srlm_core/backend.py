@@ -44,7 +44,8 @@ class TransformersGenerator:
 
     def info(self) -> dict:
         return {"backend": "transformers", "dtype": str(self.dtype).removeprefix("torch."),
-                "kv_cache": "static" if self.static_cache else "dynamic"}
+                "kv_cache": "static" if self.static_cache else "dynamic",
+                "deterministic_algorithms": torch.are_deterministic_algorithms_enabled()}
 
     def sample(self, prompts, *, n, sampling, seed, batch_size, stop_strings=(), label="generating", journal=None):
         return sample(self.model, self.tokenizer, prompts, n=n, sampling=sampling, seed=seed, batch_size=batch_size,
@@ -72,5 +73,8 @@ def open_generator(cfg: GenerationParams, model_dir: Path | str) -> Generator:
         from .vllm_backend import VllmGenerator   # optional extra: imported only when asked for
         return VllmGenerator(model_dir, cfg)
     model, tokenizer, model_hash = runtime.load(model_dir, dtype=runtime.compute_dtype(cfg.dtype))
+    if cfg.deterministic and model.device.type == "cuda":
+        # warn_only: an op without a deterministic kernel (another architecture's) warns instead of failing the stage.
+        torch.use_deterministic_algorithms(True, warn_only=True)
     return TransformersGenerator(model, tokenizer, model_hash, max_batch_tokens=cfg.max_batch_tokens,
                                  kv_cache=cfg.kv_cache)

@@ -186,6 +186,11 @@ class GenerationParams(Section):
         "auto", description="transformers: the KV cache of sampling. static: allocated for the whole sequence at the start, "
         "and on CUDA transformers compiles the decode step for it (torch.compile, CUDA graphs); dynamic: grows each step. "
         "auto: static on CUDA, dynamic elsewhere (docs/benchmarks.md has both measured).")
+    deterministic: bool = Field(
+        True, description="transformers on CUDA: PyTorch's deterministic algorithms, so one seed gives the same tokens "
+        "run after run (without them, runs of 128 new tokens differed on an H200; with them, decode was 5-12% slower with "
+        "the dynamic KV cache and 31% with the static one: docs/benchmarks.md). The CPU path repeats either way and "
+        "is left as it is.")
     vllm: VllmParams = VllmParams()
 
 

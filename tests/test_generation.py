@@ -16,6 +16,13 @@ def tiny(tiny_srlm_model):
     return runtime.load(tiny_srlm_model)
 
 
+@pytest.fixture(scope="module")
+def tiny32(tiny_srlm_model):
+    """fp32 whatever compute_dtype() picks: the dynamic and the static KV cache give the same tokens there,
+    while bf16 (chosen on CPUs with AVX512-BF16 or AMX) rounds the two caches' attention differently."""
+    return runtime.load(tiny_srlm_model, dtype=torch.float32)
+
+
 def test_batches_are_sorted_by_length_and_bounded_in_tokens():
     prompts = [[1] * n for n in (9, 2, 5, 2, 7, 30)]
     batches = plan_batches(prompts, n=2, batch_size=3, max_new_tokens=10, max_batch_tokens=100)
@@ -43,8 +50,8 @@ def test_samples_come_back_in_prompt_order_and_match_one_at_a_time(tiny, static_
         assert [s.text for s in samples] == [text, text]
 
 
-def test_sampling_is_deterministic_and_independent_of_the_token_cap_split(tiny):
-    model, tokenizer, _ = tiny
+def test_sampling_is_deterministic_and_independent_of_the_token_cap_split(tiny32):
+    model, tokenizer, _ = tiny32
     prompts = [tokenizer(f"prompt number {i}").input_ids for i in range(5)]
     args = dict(n=3, sampling=Sampling(0.7, 0.9, 5), seed=11, batch_size=2)
     first = sample(model, tokenizer, prompts, **args)
@@ -87,3 +94,22 @@ def test_nucleus_sampler_draws_from_transformers_top_p_distribution():
             counts = torch.bincount(out.argmax(-1), minlength=len(row)).double() / draws
             assert counts[expected == 0].sum() == 0
             assert (counts - expected).abs().max() < 4 * (0.25 / draws) ** 0.5
+
+
+@pytest.mark.parametrize("device, deterministic, expected", [("cuda", True, True), ("cuda", False, False),
+                                                              ("cpu", True, False)])
+def test_deterministic_algorithms_are_turned_on_for_cuda_only(tiny, monkeypatch, device, deterministic, expected):
+    """generation.deterministic asks PyTorch for its deterministic kernels on CUDA (where runs of 128 tokens
+    differed without them); the CPU path repeats anyway and keeps its faster kernels."""
+    from types import SimpleNamespace
+
+    from srlm_core.backend import open_generator
+    from srlm_core.params import GenerationParams
+
+    _, tokenizer, h = tiny
+    stand_in = SimpleNamespace(device=torch.device(device), dtype=torch.float32)  # no CUDA here to load onto
+    monkeypatch.setattr(runtime, "load", lambda *a, **k: (stand_in, tokenizer, h))
+    calls = []
+    monkeypatch.setattr(torch, "use_deterministic_algorithms", lambda mode, warn_only=False: calls.append(mode))
+    open_generator(GenerationParams(deterministic=deterministic), "unused")
+    assert calls == ([True] if expected else [])

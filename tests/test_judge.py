@@ -45,6 +45,15 @@ def tiny(tiny_srlm_model):
     return runtime.load(tiny_srlm_model)
 
 
+@pytest.fixture(scope="module")
+def tiny32(tiny_srlm_model):
+    """fp32 whatever compute_dtype() picks: two exact paths agree to 1e-6 there, while bf16 (chosen on
+    CPUs with AVX512-BF16 or AMX) rounds the cached and the uncached pass differently."""
+    import torch
+
+    return runtime.load(tiny_srlm_model, dtype=torch.float32)
+
+
 def make(tiny, method: str, samples: int = 3) -> Judge:
     model, tokenizer, _ = tiny
     return Judge(TransformersGenerator(model, tokenizer, _), Template.load(TEMPLATE), method=method, samples=samples,
@@ -82,11 +91,11 @@ def test_same_seed_same_judgements(tiny):
     assert judge.judge(ITEMS, seed=3, batch_size=2) == judge.judge(ITEMS, seed=3, batch_size=2)
 
 
-def test_cached_scores_match_an_uncached_forward(tiny):
+def test_cached_scores_match_an_uncached_forward(tiny32):
     """The reused rubric encoding gives the same digit probabilities as encoding everything at once."""
     import torch
 
-    model, tokenizer, _ = tiny
+    model, tokenizer, _ = tiny32
     judge = Judge(TransformersGenerator(model, tokenizer, _), Template.load(TEMPLATE), method="probability", samples=1,
                   sampling=Sampling(0.0, 1.0, 1), max_prompt_tokens=64, max_response_tokens=64)
     cached = judge.judge(ITEMS, seed=0, batch_size=3)
