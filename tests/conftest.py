@@ -92,3 +92,15 @@ def tiny_srlm_model(tmp_path_factory, tiny_model_dir) -> Path:
     shutil.copytree(tiny_model_dir, out)
     write_manifest(out, name="M1", kind="base", parent=None, training_data=None, params={})
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny32(tiny_srlm_model):
+    """The tiny model loaded in fp32 whatever compute_dtype() picks, for tests that compare two exact paths
+    (dynamic vs static KV cache, cached vs uncached judge pass): bf16, chosen on CPUs with AVX512-BF16 or
+    AMX, rounds the two differently."""
+    import torch
+
+    from srlm_core import runtime
+
+    return runtime.load(tiny_srlm_model, dtype=torch.float32)

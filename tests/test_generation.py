@@ -16,13 +16,6 @@ def tiny(tiny_srlm_model):
     return runtime.load(tiny_srlm_model)
 
 
-@pytest.fixture(scope="module")
-def tiny32(tiny_srlm_model):
-    """fp32 whatever compute_dtype() picks: the dynamic and the static KV cache give the same tokens there,
-    while bf16 (chosen on CPUs with AVX512-BF16 or AMX) rounds the two caches' attention differently."""
-    return runtime.load(tiny_srlm_model, dtype=torch.float32)
-
-
 def test_batches_are_sorted_by_length_and_bounded_in_tokens():
     prompts = [[1] * n for n in (9, 2, 5, 2, 7, 30)]
     batches = plan_batches(prompts, n=2, batch_size=3, max_new_tokens=10, max_batch_tokens=100)

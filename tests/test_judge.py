@@ -45,15 +45,6 @@ def tiny(tiny_srlm_model):
     return runtime.load(tiny_srlm_model)
 
 
-@pytest.fixture(scope="module")
-def tiny32(tiny_srlm_model):
-    """fp32 whatever compute_dtype() picks: two exact paths agree to 1e-6 there, while bf16 (chosen on
-    CPUs with AVX512-BF16 or AMX) rounds the cached and the uncached pass differently."""
-    import torch
-
-    return runtime.load(tiny_srlm_model, dtype=torch.float32)
-
-
 def make(tiny, method: str, samples: int = 3) -> Judge:
     model, tokenizer, _ = tiny
     return Judge(TransformersGenerator(model, tokenizer, _), Template.load(TEMPLATE), method=method, samples=samples,
