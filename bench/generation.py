@@ -190,6 +190,8 @@ def main() -> None:
         data["profile"] = profile(model, tok, ids, n, sampling)
     # bf16 where the processor lacks bf16 units is emulated and slow: one repeat shows it.
     data["ours_bfloat16"] = ours(model, tok, ids, n, sampling, repeats if auto == torch.bfloat16 else 1)
+    if auto == torch.bfloat16:   # where bf16 is the default: does the static cache pay off there?
+        data["ours_bfloat16_static"] = ours(model, tok, ids, n, sampling, repeats, static_cache=True)
     data["limit_bfloat16"] = decode_limit(model, count * n, context)
     del model
     data["vllm"] = None if args.no_peers else vllm_peer(args.model, prompts, n, sampling, repeats)
@@ -210,6 +212,8 @@ def section(d: dict) -> str:
         ["srlm transformers, float32, static KV cache", rate(d.get("ours_float32_static")),
          ratio(d.get("ours_float32_static")), "", ""],
         ["srlm transformers, bfloat16", rate(d["ours_bfloat16"]), ratio(d["ours_bfloat16"]), "", ""],
+        *([["srlm transformers, bfloat16, static KV cache", rate(d["ours_bfloat16_static"]),
+            ratio(d["ours_bfloat16_static"]), "", ""]] if "ours_bfloat16_static" in d else []),
         ["vLLM (CPU build)", rate(d["vllm"]), ratio(d["vllm"]), f">= {TARGETS['vllm']}x",
          _met(d["vllm"], best, TARGETS["vllm"])],
         ["llama.cpp, one request at a time", rate(d["llama.cpp"]), ratio(d["llama.cpp"]),
