@@ -366,7 +366,9 @@ def main() -> None:
     if args.one:
         print(json.dumps(run_one(args.one, args.model, args.steps, args.batch, args.max_length)))
         return
-    command = "python bench/dpo_step.py --out " + str(args.out) + (" --quick" if args.quick else "")
+    out = args.out.resolve()
+    shown = out.relative_to(REPO) if out.is_relative_to(REPO) else out   # the repository's path, not this clone's
+    command = f"python bench/dpo_step.py --out {shown}" + (" --quick" if args.quick else "")
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as scratch:
         model_dir = args.model
