@@ -136,13 +136,17 @@ def run_one(name: str, model_dir: Path, steps: int, batch: int, max_length: int)
             self.ends.append(time.perf_counter())
             self.phases[-1]["total"] = self.ends[-1] - self.ends[-2]
 
-    def timed(phase: str, fn):
+    def timed(phase: str, fn, within: str | None = None):
+        """fn, its time added to `phase` (and taken off `within`, the phase it runs inside)."""
         def wrapper(*a, **k):
             start = time.perf_counter()
             try:
                 return fn(*a, **k)
             finally:
-                clock.add(phase, time.perf_counter() - start)
+                seconds = time.perf_counter() - start
+                clock.add(phase, seconds)
+                if within:
+                    clock.add(within, -seconds)
         return wrapper
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -175,18 +179,8 @@ def run_one(name: str, model_dir: Path, steps: int, batch: int, max_length: int)
         trainer.compute_loss = timed("forward", compute_loss)
         trainer.training_step = step_phases
         trainer._clip_grad_norm = timed("clip", clip)
-        if trainer.ref_model is not None:
-            reference_forward = trainer.ref_model.forward
-
-            def ref_forward(*a, **k):
-                start = time.perf_counter()
-                out = reference_forward(*a, **k)
-                seconds = time.perf_counter() - start
-                clock.add("reference_forward", seconds)
-                clock.add("forward", -seconds)   # it runs inside compute_loss
-                return out
-
-            trainer.ref_model.forward = ref_forward
+        if trainer.ref_model is not None:   # it runs inside compute_loss
+            trainer.ref_model.forward = timed("reference_forward", trainer.ref_model.forward, within="forward")
         ref = trainer.ref_model
         reference = {"ref_model": None if ref is None else type(ref).__name__,
                      "ref_model_parameters": 0 if ref is None else sum(p.numel() for p in ref.parameters()),

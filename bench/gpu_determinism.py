@@ -16,29 +16,28 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.gpu_loop import SIZES, build, text  # noqa: E402
+from srlm_core import runtime  # noqa: E402
+from srlm_core.generation import Sampling, sample  # noqa: E402
+from srlm_core.judge import chat_prompt_ids  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tokenizer", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--size", default="0.4b")
+    parser.add_argument("--size", choices=sorted(SIZES), default="0.4b")
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--deterministic", choices=("off", "cublas", "algorithms", "both"), default="off",
                         help="cublas: CUBLAS_WORKSPACE_CONFIG=:4096:8; algorithms: "
                         "torch.use_deterministic_algorithms(True); both: the two")
     args = parser.parse_args()
     if args.deterministic in ("cublas", "both"):
-        # cuBLAS reads this when its first handle is made: before any CUDA work.
+        # cuBLAS reads this when its first handle is made: before any CUDA work (importing torch does none).
         os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"
-    import torch
-
-    from bench.gpu_loop import build, text
-    from srlm_core import runtime
-    from srlm_core.generation import Sampling, sample
-    from srlm_core.judge import chat_prompt_ids
-
     torch.use_deterministic_algorithms(args.deterministic in ("algorithms", "both"))
     report = {"new_tokens": args.new_tokens, "deterministic": args.deterministic}
     with tempfile.TemporaryDirectory() as tmp:
