@@ -1,10 +1,12 @@
 """Stage `eft`: judge-training data from the SFT baseline's own judgements of human-ranked replies.
 
 The SFT baseline judges every reply of up to `eft.max_groups` train-split ranked groups.
-A group is kept when the judge's scores order its replies as the humans ranked them
-(strictly: every pair of replies with different human ranks is scored in that order).
-Each reply of a kept group becomes one example: the judge prompt -> the model's own
-justification ending in `Score: N` (N = its score rounded to a whole point).
+Each reply gets one whole-point score N (`points`): the `Score: N` its justification closes
+with (the text method: the integer the judge wrote), else its mean score rounded. A group is
+kept when these order its replies as the humans ranked them (strictly: every pair of replies
+with different human ranks is scored in that order). Each reply of a kept group becomes one
+example: the judge prompt -> the model's own justification ending in `Score: N`, the same N,
+so a kept group never teaches a tied or inverted pair of labels.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from .backend import open_generator
 from .errors import SrlmError
 from .eventlog import EventLog
 from .events import ReplyJudged
-from .judge import SCORE, STOP, clip, parse_score
+from .judge import SCORE, STOP, parse_score
 from .judging import judge_resumably, make_judge, sampling_record
 from .lineage import staging
 from .params import Params
@@ -34,30 +36,50 @@ SCHEMA = pa.schema([("group_id", pa.string()), ("reply_id", pa.string()), ("huma
 
 
 def group_verdict(replies: list[dict]) -> str | None:
-    """None when the judge agrees with the human order; otherwise why the group is dropped."""
-    if any(r["score"] is None for r in replies):
+    """None when the judge agrees with the human order; otherwise why the group is dropped. Judged on
+    each reply's `points`, the label its EFT target states."""
+    if any(r["points"] is None for r in replies):
         return "unparsed"
     for a, b in itertools.combinations(replies, 2):
         if a["human_rank"] == b["human_rank"]:
             continue
         better, worse = (a, b) if a["human_rank"] < b["human_rank"] else (b, a)
-        if better["score"] == worse["score"]:
+        if better["points"] == worse["points"]:
             return "tie"
-        if better["score"] < worse["score"]:
+        if better["points"] < worse["points"]:
             return "disagrees"
     return None
 
 
-def target(justification: str, score: float) -> str:
-    """The judge's own justification, closed by `Score: N`."""
+def points(justification: str, score: float | None) -> int | None:
+    """The whole-point score a reply's EFT target states: the judge's own closing `Score: N` where the
+    justification has one (text method), else `score` (the mean over samples) rounded. None: unscored."""
+    stated = parse_score(justification.rstrip())
+    if stated is not None:
+        return int(stated)
+    return None if score is None else int(round(score))
+
+
+def target(justification: str, score: float | None) -> str:
+    """The judge's own justification, closed by `Score: N`, N = points(justification, score)."""
     text = justification.rstrip()
-    stated = list(SCORE.finditer(text))
-    if stated and parse_score(text) is not None:   # text method: the model already closed with Score: N
-        return text[:stated[-1].end()]
-    points = int(round(score))
+    if parse_score(text) is not None:   # text method: the model already closed with Score: N
+        return text[:list(SCORE.finditer(text))[-1].end()]
+    label = points(text, score)
     if text.endswith(STOP):
-        return f"{text} {points}"
-    return f"{text}\nScore: {points}" if text else f"Score: {points}"
+        return f"{text} {label}"
+    return f"{text}\nScore: {label}" if text else f"Score: {label}"
+
+
+def judged_reply(reply: dict, samples: list) -> dict:
+    """A reply with its mean score, the justification its example would carry and that example's label.
+    The justification is the first sample that gave a score (under the text method, one that wrote its
+    `Score: N`), so the label is an integer the judge wrote whenever one did."""
+    valid = [j.score for j in samples if j.score is not None]
+    score = sum(valid) / len(valid) if valid else None
+    justification = next((j.raw_output for j in samples if j.score is not None), samples[0].raw_output)
+    return {**reply, "human_rank": reply["rank"], "score": score, "justification": justification,
+            "points": points(justification, score)}
 
 
 def run(params: Params, *, judge_dir: Path, groups_path: Path, events_root: Path, out_dir: Path) -> dict:
@@ -81,14 +103,11 @@ def run(params: Params, *, judge_dir: Path, groups_path: Path, events_root: Path
     events = [ReplyJudged.create(group_id=r["prompt_id"], reply_id=r["reply_id"], human_rank=r["rank"],
                                  split=r["split"], iteration=0, model_hash=model_hash, sample_index=i,
                                  template_hash=judge.template.hash, raw_output=j.raw_output, score=j.score,
-                                 method=jcfg.method, stage=STAGE, seed=seed, sampling=record)
+                                 method=jcfg.method, stage=STAGE, seed=seed, sampling=record,
+                                 **judge.guard_columns(r["reply"]))
               for r, samples in zip(replies, results) for i, j in enumerate(samples)]
     EventLog(events_root).append(events)
-    scored = []
-    for r, samples in zip(replies, results):
-        valid = [j.score for j in samples if j.score is not None]
-        scored.append({**r, "human_rank": r["rank"], "score": sum(valid) / len(valid) if valid else None,
-                       "justification": samples[0].raw_output})
+    scored = [judged_reply(r, samples) for r, samples in zip(replies, results)]
     by_group = {gid: [s for s in scored if s["prompt_id"] == gid] for gid in group_ids}
     verdicts = {gid: group_verdict(rs) for gid, rs in by_group.items()}
     kept_groups = [gid for gid in group_ids if verdicts[gid] is None]
@@ -102,12 +121,11 @@ def run(params: Params, *, judge_dir: Path, groups_path: Path, events_root: Path
             raise SrlmError(f"{message}; judge more groups (eft.max_groups), lower eft.min_examples, or choose "
                             f"eft.fallback: ift_only | unfiltered")
         log.warning("%s: falling back to %s (eft.fallback)", message, fallback)
-        chosen = [] if fallback == "ift_only" else [s for s in scored if s["score"] is not None]
+        chosen = [] if fallback == "ift_only" else [s for s in scored if s["points"] is not None]
     chosen = chosen[: cfg.max_examples]
     examples = [{"group_id": s["prompt_id"], "reply_id": s["reply_id"], "human_rank": s["human_rank"],
-                 "score": s["score"],
-                 "prompt": judge.template.fill(clip(judge.tok, s["prompt"], jcfg.max_prompt_tokens),
-                                               clip(judge.tok, s["reply"], jcfg.max_response_tokens)),
+                 "score": float(s["points"]),   # the label the completion states, as agreement used it
+                 "prompt": judge.user_message(s["prompt"], s["reply"]),
                  "completion": target(s["justification"], s["score"])} for s in chosen]
     dropped = Counter(v for v in verdicts.values() if v is not None)
     valid_scores = sum(e.score is not None for e in events)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
-from .oasst import json_lines
+from .oasst import DEFAULT_LIMITS, ReadLimits, json_lines
 
 ID_KEYS = ("question_id", "uid", "prompt_id", "id")
 
@@ -52,13 +52,13 @@ def parse_record(record: object, path: Path, number: int) -> EvalPrompt:
     return EvalPrompt(str(origin), text)
 
 
-def read_eval_prompts(path: Path | str) -> list[EvalPrompt]:
+def read_eval_prompts(path: Path | str, limits: ReadLimits = DEFAULT_LIMITS) -> list[EvalPrompt]:
     path = Path(path)
     if path.is_dir():
         raise InputError(path, None, "is a folder", "set data.eval_prompts in params.yaml to one JSONL file")
-    if not path.is_file():
+    if not path.exists():
         raise InputError(path, None, "not found", "set data.eval_prompts in params.yaml to a JSONL file")
-    prompts = [parse_record(record, path, number) for number, record in json_lines(path)]
+    prompts = [parse_record(record, path, number) for number, record in json_lines(path, limits)]
     if not prompts:
         raise InputError(path, None, "file holds no prompts", "add one JSON object with a 'prompt' a line")
     seen: dict[str, int] = {}

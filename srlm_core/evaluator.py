@@ -26,7 +26,8 @@ from .errors import SrlmError
 from .generation import chunks, left_pad, progress
 from .hashing import sha256_bytes
 from .journal import Journal
-from .judge import chat_prompt_ids, clip, read_template
+from .judge import chat_prompt_ids, clip
+from .prompt_template import fill, read_template
 from .params import EvaluatorParams
 
 VERDICT = re.compile(r"\[\[([AB])\]\]")
@@ -49,9 +50,7 @@ class PairwiseTemplate:
         return cls(text, sha256_bytes(data))
 
     def fill(self, prompt: str, response_a: str, response_b: str) -> str:
-        # One pass, so text inside an answer that looks like a placeholder stays literal.
-        values = {"prompt": prompt, "response_a": response_a, "response_b": response_b}
-        return re.sub(r"\{(prompt|response_a|response_b)\}", lambda m: values[m.group(1)], self.text)
+        return fill(self.text, {"prompt": prompt, "response_a": response_a, "response_b": response_b})
 
 
 def parse_verdict(text: str) -> str | None:

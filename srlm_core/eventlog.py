@@ -86,21 +86,33 @@ class EventLog:
         """A table's (or one partition's) files, each checked to hold the table's schema (footer only)."""
         paths = (sorted(self.partition(kind.TABLE, iteration).glob("part-*.parquet"))
                  if iteration is not None else self.files(kind.TABLE))
-        expected = kind.arrow_schema().remove_metadata()
+        accepted = [kind.arrow_schema().remove_metadata()]
+        if kind.ADDED_COLUMNS:
+            accepted.append(kind.v1_schema())
         for path in paths:
             schema = pq.read_schema(path).remove_metadata()
-            if not schema.equals(expected):
+            if not any(schema.equals(s) for s in accepted):
                 raise EventLogError(f"{path}: schema does not match {kind.TABLE} v{kind.SCHEMA_VERSION}: {schema}")
         return paths
 
     def read(self, kind: type[Event], iteration: int | str | None = None,
              columns: Sequence[str] | None = None) -> pa.Table:
         """All rows of a table (or one iteration), schema-checked, in file order; only `columns` if given."""
-        tables = [pq.read_table(path, columns=columns, partitioning=None) for path in self.paths(kind, iteration)]
+        schema = kind.arrow_schema()
+        names = list(columns) if columns is not None else schema.names
+        # A version-1 file reads the columns added since as null (the upcast of an older log).
+        tables = [upcast(pq.read_table(path, columns=[c for c in names if c in pq.read_schema(path).names],
+                                       partitioning=None), schema, names)
+                  for path in self.paths(kind, iteration)]
         if not tables:
-            empty = kind.arrow_schema().empty_table()
-            return empty.select(list(columns)) if columns is not None else empty
+            return schema.empty_table().select(names)
         return pa.concat_tables(tables)
+
+
+def upcast(table: pa.Table, schema: pa.Schema, names: Sequence[str]) -> pa.Table:
+    """`table` with the columns `names` of `schema`, in that order, the missing ones as nulls."""
+    return pa.table([table.column(n) if n in table.column_names else pa.nulls(table.num_rows, schema.field(n).type)
+                     for n in names], schema=pa.schema([schema.field(n) for n in names]))
 
 
 def tampered_files(root: Path | str = DEFAULT_ROOT) -> list[Path]:

@@ -40,6 +40,8 @@ class Event:
     ID_FIELDS: ClassVar[tuple[str, ...]]
     SCHEMA_VERSION: ClassVar[int] = 1
     PARTITION: ClassVar[str] = "iteration"   # the column whose value names the partition folder
+    # Nullable columns added after schema version 1: a version-1 file lacks them and reads them as null.
+    ADDED_COLUMNS: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def create(cls, **fields):
@@ -73,6 +75,12 @@ class Event:
     def arrow_schema(cls) -> pa.Schema:
         return pa.schema([pa.field(n, _ARROW[t], nullable=nl) for n, t, nl in cls.columns()],
                          metadata={"srlm.table": cls.TABLE, "srlm.schema_version": str(cls.SCHEMA_VERSION)})
+
+    @classmethod
+    def v1_schema(cls) -> pa.Schema:
+        """The columns a schema-version-1 file of this table holds."""
+        schema = cls.arrow_schema()
+        return pa.schema([f for f in schema if f.name not in cls.ADDED_COLUMNS])
 
     def problems(self) -> list[str]:
         """Why this row is invalid (empty when valid)."""
@@ -138,6 +146,8 @@ class CandidateGenerated(Event):
 class JudgementRecorded(Event):
     """A model judged one candidate once; score is null when the output could not be parsed."""
 
+    SCHEMA_VERSION: ClassVar[int] = 2
+    ADDED_COLUMNS: ClassVar[tuple[str, ...]] = ("injection_spans", "neutralised")
     TABLE: ClassVar[str] = "judgements"
     ID_FIELD: ClassVar[str] = "judgement_id"
     ID_FIELDS: ClassVar[tuple[str, ...]] = ("candidate_id", "model_hash", "template_hash", "sample_index",
@@ -157,6 +167,8 @@ class JudgementRecorded(Event):
     seed: int | None
     sampling: str | None
     schema_version: int
+    injection_spans: int | None = None   # judge-directed sentences found in the judged text (srlm_core/injection.py)
+    neutralised: bool | None = None      # whether they were cut from what the judge saw (judge.injection)
 
 
 @dataclass(frozen=True)
@@ -233,6 +245,8 @@ class PairSkipped(Event):
 class ReplyJudged(Event):
     """A model judged one human-written reply of a ranked group (EFT data, reward-model evaluation)."""
 
+    SCHEMA_VERSION: ClassVar[int] = 2
+    ADDED_COLUMNS: ClassVar[tuple[str, ...]] = ("injection_spans", "neutralised")
     TABLE: ClassVar[str] = "reply_judgements"
     ID_FIELD: ClassVar[str] = "judgement_id"
     ID_FIELDS: ClassVar[tuple[str, ...]] = ("reply_id", "model_hash", "template_hash", "sample_index", "method",
@@ -254,12 +268,16 @@ class ReplyJudged(Event):
     seed: int | None
     sampling: str | None
     schema_version: int
+    injection_spans: int | None = None   # judge-directed sentences found in the judged text (srlm_core/injection.py)
+    neutralised: bool | None = None      # whether they were cut from what the judge saw (judge.injection)
 
 
 @dataclass(frozen=True)
 class RewardModelJudged(Event):
     """Reward-modelling evaluation: a model judged one reply of a held-out human-ranked group."""
 
+    SCHEMA_VERSION: ClassVar[int] = 2
+    ADDED_COLUMNS: ClassVar[tuple[str, ...]] = ("injection_spans", "neutralised")
     TABLE: ClassVar[str] = "rm_judgements"
     ID_FIELD: ClassVar[str] = "judgement_id"
     ID_FIELDS: ClassVar[tuple[str, ...]] = ("model", "reply_id", "model_hash", "template_hash", "sample_index",
@@ -281,6 +299,8 @@ class RewardModelJudged(Event):
     seed: int | None
     sampling: str | None
     schema_version: int
+    injection_spans: int | None = None   # judge-directed sentences found in the judged text (srlm_core/injection.py)
+    neutralised: bool | None = None      # whether they were cut from what the judge saw (judge.injection)
 
 
 @dataclass(frozen=True)

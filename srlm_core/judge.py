@@ -17,21 +17,21 @@ import copy
 import functools
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import torch
 import transformers
 from transformers import DynamicCache
 
+from . import injection
 from .errors import SrlmError
 from .generation import Sampling, chunks, decode_rows, progress
 from .hashing import sha256_bytes
 from .journal import Journal
+from .prompt_template import fill, read_template
 
 SCORE = re.compile(r"Score:\s*(-?\d+(?:\.\d+)?)")
 STOP = "Score:"
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
 def parse_score(generated: str) -> float | None:
@@ -41,17 +41,6 @@ def parse_score(generated: str) -> float | None:
         return None
     value = float(found[-1])
     return value if value.is_integer() and 0 <= value <= 5 else None
-
-
-def read_template(path: str, what: str, param: str) -> bytes:
-    """A prompt template's bytes: the path as given, else relative to the package (the shipped ones)."""
-    file = Path(path)
-    if not file.is_absolute() and not file.exists():
-        file = PACKAGE_ROOT / path
-    try:
-        return file.read_bytes()
-    except FileNotFoundError:
-        raise SrlmError(f"{path}: {what} not found (params.yaml {param})") from None
 
 
 @dataclass(frozen=True)
@@ -65,14 +54,15 @@ class Template:
         data = read_template(path, "judge template", "judge.template")
         text = data.decode("utf-8")
         for field in ("{prompt}", "{response}"):
-            if field not in text:
-                raise SrlmError(f"{path}: the judge template has no {field} placeholder; add one")
+            if text.count(field) != 1:
+                raise SrlmError(f"{path}: the judge template must hold the {field} placeholder exactly once "
+                                f"(it holds it {text.count(field)} times)")
         if text.index("{prompt}") > text.index("{response}"):
             raise SrlmError(f"{path}: {{prompt}} must come before {{response}} so the rubric can be shared")
         return cls(text, sha256_bytes(data), path)
 
     def fill(self, prompt: str, response: str) -> str:
-        return self.text.replace("{prompt}", prompt, 1).replace("{response}", response, 1)
+        return fill(self.text, {"prompt": prompt, "response": response})
 
     def split(self, tokenizer, prompt: str, response: str) -> tuple[str, str]:
         """(shared prefix, per-candidate suffix) of the chat-formatted judge prompt.
@@ -85,7 +75,7 @@ class Template:
         while cut > 0 and self.text[cut - 1] in " \t":
             cut -= 1
         shared = self.text[:cut]
-        rest = self.text[cut:].replace("{prompt}", prompt, 1).replace("{response}", response, 1)
+        rest = fill(self.text[cut:], {"prompt": prompt, "response": response})
         return head + shared, rest + tail
 
 
@@ -122,8 +112,9 @@ class Judge:
     (vLLM's prefix caching shares the rubric there)."""
 
     def __init__(self, generator, template: Template, *, method: str, samples: int, sampling: Sampling,
-                 max_prompt_tokens: int, max_response_tokens: int, fast: bool = True):
+                 max_prompt_tokens: int, max_response_tokens: int, injection: str = "neutralise", fast: bool = True):
         self.gen, self.tok, self.template = generator, generator.tokenizer, template
+        self.neutralise = injection == "neutralise"
         self.model = getattr(generator, "model", None) if fast else None
         self.stops = ([STOP] if method == "probability" else [f"{STOP} {d}" for d in range(6)]) if fast else []
         self.method, self.samples, self.sampling = method, samples, sampling
@@ -142,9 +133,26 @@ class Judge:
                             f"(it is {len(ids)}); use judge.method: text")
         return ids[0]
 
+    def seen_response(self, response: str) -> str:
+        """The response as the judge reads it: without judge-directed sentences (judge.injection:
+        neutralise), cut to max_response_tokens."""
+        if self.neutralise:
+            response = injection.neutralise(response)[0]
+        return clip(self.tok, response, self.max_response_tokens)
+
     def _parts(self, prompt: str, response: str) -> tuple[str, str]:
         return self.template.split(self.tok, clip(self.tok, prompt, self.max_prompt_tokens),
-                                   clip(self.tok, response, self.max_response_tokens))
+                                   self.seen_response(response))
+
+    def guard_columns(self, response: str) -> dict:
+        """The judgement row's record of judge-directed text in `response`: how many sentences
+        held it, and whether they were cut before judging."""
+        found = len(injection.spans(response))
+        return {"injection_spans": found, "neutralised": self.neutralise and found > 0}
+
+    def user_message(self, prompt: str, response: str) -> str:
+        """The judge prompt's user message (the filled template, before chat formatting): EFT trains on it."""
+        return self.template.fill(clip(self.tok, prompt, self.max_prompt_tokens), self.seen_response(response))
 
     def prompt_text(self, prompt: str, response: str) -> str:
         """The full judge prompt (chat-formatted), as the model sees it."""

@@ -19,12 +19,14 @@ STAGE = "judge"
 def make_judge(generator: Generator, cfg: JudgeParams, samples: int | None = None) -> Judge:
     return Judge(generator, Template.load(cfg.template), method=cfg.method,
                  samples=samples or cfg.samples, sampling=Sampling(cfg.temperature, cfg.top_p, cfg.max_new_tokens),
-                 max_prompt_tokens=cfg.max_prompt_tokens, max_response_tokens=cfg.max_response_tokens)
+                 max_prompt_tokens=cfg.max_prompt_tokens, max_response_tokens=cfg.max_response_tokens,
+                 injection=cfg.injection)
 
 
 def sampling_record(judge: Judge, cfg: JudgeParams) -> str:
     return sampling_json(judge.sampling.record(samples=judge.samples, max_prompt_tokens=cfg.max_prompt_tokens,
-                                               max_response_tokens=cfg.max_response_tokens, **judge.gen.info()))
+                                               max_response_tokens=cfg.max_response_tokens, injection=cfg.injection,
+                                               **judge.gen.info()))
 
 
 def judge_resumably(judge: Judge, items: list[tuple[str, str]], *, stage: str, model_hash: str, record: str,
@@ -53,10 +55,11 @@ def run(params: Params, *, iteration: int, model_dir: Path, events_root: Path) -
                                        stage=f"judge@{iteration}", model_hash=model_hash, record=record, seed=seed,
                                        batch_size=cfg.batch_size,
                                        label=f"judging {len(candidates)} candidates x {cfg.samples}")
+    guard = {c["candidate_id"]: judge.guard_columns(c["text"]) for c in candidates}
     rows = [JudgementRecorded.create(candidate_id=c["candidate_id"], prompt_id=c["prompt_id"], iteration=iteration,
                                      model_hash=model_hash, sample_index=i, template_hash=judge.template.hash,
                                      raw_output=j.raw_output, score=j.score, method=cfg.method, stage=STAGE,
-                                     seed=seed, sampling=record)
+                                     seed=seed, sampling=record, **guard[c["candidate_id"]])
             for c, samples in zip(candidates, results) for i, j in enumerate(samples)]
     events.append(rows)
     journal.clear()

@@ -17,6 +17,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Iterator
 
+import yaml
+
 from .errors import SrlmError
 from .eventlog import EventLog, stray_files, tampered_files
 from .hashing import combine, file_hashes, row_id, sha256_file
@@ -147,22 +149,123 @@ def model_problems(model_dir: Path) -> list[str]:
     return problems
 
 
-def verify(models_root: Path | str = "models", events_root: Path | str = "data/events") -> tuple[int, list[str]]:
-    """(number of files checked, problems): re-hash every model file and event file.
+def _model_folders(models_root: Path) -> list[Path]:
+    # a dot-folder is a staging folder a killed stage left (`.M1.partial`): not a model
+    return sorted(p for p in models_root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
-    Not detectable here: an event file deleted, or added under the name of its own sha256
-    (the log keeps no list of its files; `dvc status` compares against dvc.lock).
+
+def missing_folders(models_root: Path | str, events_root: Path | str) -> list[str]:
+    """Why `srlm verify` cannot vouch for a run at all: a folder to check is missing or empty
+    (run from another folder, a mistyped --models / --events, nothing produced yet)."""
+    models_root, events_root = Path(models_root), Path(events_root)
+    problems = []
+    for root, flag in ((models_root, "--models"), (events_root, "--events")):
+        if not root.is_dir():
+            problems.append(f"{root}: no such folder, so nothing in it was checked (run from the repository "
+                            f"root, or give the folder with {flag})")
+    empty = "so nothing in it was checked (run the pipeline or `dvc pull`, or give the folder with"
+    if models_root.is_dir() and not _model_folders(models_root):
+        problems.append(f"{models_root}: holds no model folders, {empty} --models)")
+    if events_root.is_dir() and not EventLog(events_root).files():
+        problems.append(f"{events_root}: holds no event files, {empty} --events)")
+    return problems
+
+
+def lineage_problems(model_dir: Path) -> list[str]:
+    """What a (verified) manifest says exists: the folder under the name it was written as, and
+    its parent beside it."""
+    manifest = read_manifest(model_dir)
+    problems = []
+    if manifest["name"] != model_dir.name:
+        problems.append(f"{model_dir}: its manifest names it {manifest['name']}; the folder was renamed "
+                        f"(rename it back to {model_dir.parent / manifest['name']})")
+    parent = manifest.get("parent")
+    if parent and not (model_dir.parent / parent["name"] / MANIFEST).is_file():
+        problems.append(f"{model_dir.parent / parent['name']}: missing, yet {model_dir / MANIFEST} names it as "
+                        "the parent (restore it: `dvc checkout`, or rename the moved folder back)")
+    return problems
+
+
+def _dvc_listing(lock: Path, md5: str) -> list[str] | None:
+    """The file names of a folder output, from DVC's cache (`<md5>.dir`), or None if not cached here."""
+    listing = lock.parent / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+    try:
+        return [entry["relpath"] for entry in json.loads(listing.read_text(encoding="utf-8"))]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+def _stage_outs(lock: Path) -> dict[str, list[dict]]:
+    """Stage name -> its outputs as dvc.lock records them (path relative to the lock's folder)."""
+    try:
+        stages = yaml.safe_load(lock.read_text(encoding="utf-8")).get("stages") or {}
+        return {name: [dict(out) for out in stage.get("outs") or []] for name, stage in stages.items()}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError, TypeError, ValueError) as exc:
+        raise SrlmError(f"{lock}: not a readable dvc.lock ({str(exc)[:200]})") from None
+
+
+def _within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def lock_problems(lock: Path, models_root: Path | str, events_root: Path | str) -> list[str]:
+    """Outputs that dvc.lock records under the model and event folders but that are gone: a model
+    folder, an event partition, or one file of a partition (named when DVC's cache lists the
+    partition's files, else counted). A stage none of whose outputs there exist has not run in
+    this workspace (a fresh clone, `dvc repro` of part of the pipeline, a stage DVC cleared to
+    re-run it): its entry is skipped. (Its metrics files are no sign: git tracks them.)"""
+    roots = [Path(models_root).resolve(), Path(events_root).resolve()]
+    problems = []
+    for stage, outs in _stage_outs(lock).items():
+        mine = [(out, path) for out in outs for path in [(lock.parent / str(out.get("path"))).resolve()]
+                if any(_within(path, root) for root in roots)]
+        if not any(path.exists() for _, path in mine):
+            continue
+        for out, path in mine:
+            where = f"dvc.lock records it as an output of stage {stage}; `dvc checkout {out.get('path')}` restores it"
+            if not path.exists():
+                problems.append(f"{path}: missing ({where})")
+            elif path.is_dir() and _within(path, roots[1]):
+                problems += _partition_problems(lock, out, path, where)
+    return problems
+
+
+def _partition_problems(lock: Path, out: dict, folder: Path, where: str) -> list[str]:
+    names = _dvc_listing(lock, str(out.get("md5", "")))
+    if names is not None:
+        return [f"{folder / name}: missing ({where})" for name in names if not (folder / name).is_file()]
+    present = sum(1 for p in folder.rglob("*") if p.is_file())
+    expected = out.get("nfiles")
+    if isinstance(expected, int) and present < expected:
+        return [f"{folder}: holds {present} files, {expected} expected: an event file is missing ({where})"]
+    return []
+
+
+def verify(models_root: Path | str = "models", events_root: Path | str = "data/events",
+           lock: Path | str | None = None) -> tuple[int, list[str]]:
+    """(number of files checked, problems): re-hash every model file and event file, and check
+    what the lineage says exists: every model folder has its manifest, under its own name, beside
+    its parent; and, given dvc.lock, every model folder, event partition and event file it records.
+
+    Not detectable here: an event file added under the name of its own sha256, and outputs of a
+    stage deleted all together (`dvc status` compares against dvc.lock).
     """
     problems, checked = [], 0
-    for manifest_path in sorted(Path(models_root).glob(f"*/{MANIFEST}")):
-        if manifest_path.parent.name.startswith("."):   # a staging folder a killed stage left: not a model
+    models_root = Path(models_root)
+    for model_dir in _model_folders(models_root) if models_root.is_dir() else []:
+        if not (model_dir / MANIFEST).is_file():
+            problems.append(f"{model_dir / MANIFEST}: missing; every model folder srlm writes has one, so its "
+                            "files cannot be checked (restore it: `dvc checkout`, or re-run the stage)")
             continue
-        found = model_problems(manifest_path.parent)
+        found = model_problems(model_dir)
         if not found:
-            checked += len(read_manifest(manifest_path.parent)["files"])
+            checked += len(read_manifest(model_dir)["files"])
+            found = lineage_problems(model_dir)
         problems += found
     checked += len(EventLog(events_root).files())
     problems += [f"{path}: changed (sha256 differs from the hash in its name)" for path in tampered_files(events_root)]
     problems += [f"{path}: not an event file (event files are part-<sha256>.parquet; SQL over the folder "
                  "would read it)" for path in stray_files(events_root)]
+    if lock is not None:
+        problems += lock_problems(Path(lock), models_root, events_root)
     return checked, problems

@@ -7,16 +7,32 @@ naming the key, the value and what is allowed, instead of being silently ignored
 from __future__ import annotations
 
 import re
+import reprlib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import SrlmError
 
 
 MATCHUP_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+MiB = 2**20
+# Sampling temperature: up to 2 (the range of OpenAI-style APIs; far above the paper's 0.7, and beyond
+# it sampling is near-uniform noise). 1e308 used to pass, and overflows float32 logits to inf/NaN.
+# A positive value below 0.01 overflows the other way (vLLM raises it to 0.01); 0 means greedy.
+MAX_TEMPERATURE = 2.0
+MIN_TEMPERATURE = 0.01
+
+
+def _sampling_temperature(value: float) -> float:
+    if 0 < value < MIN_TEMPERATURE:
+        raise ValueError(f"Input should be 0 (greedy) or at least {MIN_TEMPERATURE}")
+    return value
+
+
+Temperature = Annotated[float, AfterValidator(_sampling_temperature)]
 
 
 class Section(BaseModel):
@@ -39,7 +55,9 @@ class ModelParams(Section):
         "file, a local Hugging Face folder, or a hub id (needs a network).",
     )
     trust_remote_code: bool = Field(False, description="Allow custom modelling code from the base model.")
-    dtype: Literal["float32", "bfloat16"] = Field("float32", description="dtype of saved checkpoints.")
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="dtype of every checkpoint written: M0 and each trained model (training itself keeps fp32 "
+        "master weights). auto: the dtype generation.dtype resolves to, the one the models are run in.")
 
 
 class DataParams(Section):
@@ -59,6 +77,12 @@ class DataParams(Section):
     ift_max: int = Field(3200, gt=0, description="Cap on IFT examples (the paper uses 3,200).")
     eval_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="Share of trees held out for evaluation.")
     split_seed: int = Field(0, description="Seed of the deterministic train/eval split by tree.")
+    max_line_bytes: int = Field(
+        64 * MiB, gt=0, description="Longest line (one message or one tree) read from a JSONL input; a longer one "
+        "fails naming the file and line, before it is held in memory.")
+    max_decompressed_bytes: int = Field(
+        2048 * MiB, gt=0, description="Most bytes read from one input file after decompression (.jsonl.gz; a plain "
+        ".jsonl's size; a .parquet's uncompressed size from its footer): a gzip bomb fails naming the file.")
 
 
 class SftParams(Section):
@@ -70,7 +94,8 @@ class SftParams(Section):
     epochs: float = Field(1.0, gt=0, description="Passes over the training data (ignored when max_steps > 0).")
     max_steps: int = Field(-1, ge=-1, description="Optimizer steps; -1 trains for `epochs`.")
     max_length: int = Field(768, gt=16, description="Token limit per example; longer examples are cut (EFT examples need ~600).")
-    dropout: float = Field(0.1, ge=0, lt=1, description="Attention dropout during training (paper: 0.1).")
+    dropout: float = Field(0.1, ge=0, lt=1, description="Attention dropout of every attention layer while training, "
+                           "and LoRA's dropout (paper: 0.1). Saved checkpoints keep their base's config.")
     lora_r: int = Field(16, gt=0, description="LoRA rank (method: lora).")
     lora_alpha: int = Field(32, gt=0, description="LoRA alpha (method: lora).")
 
@@ -125,7 +150,7 @@ class EftParams(Section):
 
 
 class JudgeParams(Section):
-    template: str = Field("srlm_core/templates/judge_additive_v1.txt",
+    template: str = Field("srlm_core/templates/judge_additive_v2.txt",
                           description="Judge prompt template with {prompt} and {response}; its sha256 is stored in every judgement.")
     method: Literal["probability", "text"] = Field(
         "probability", description="probability: after the justification, force `Score: ` and take the expected "
@@ -135,29 +160,48 @@ class JudgeParams(Section):
     max_new_tokens: int = Field(64, gt=0, description="Bound on the justification length (tokens).")
     max_prompt_tokens: int = Field(128, gt=0, description="The question is cut to this many tokens inside the judge prompt.")
     max_response_tokens: int = Field(192, gt=0, description="The response is cut to this many tokens inside the judge prompt.")
-    temperature: float = Field(0.7, ge=0, description="Sampling temperature of the judge.")
+    temperature: Temperature = Field(0.7, ge=0, le=MAX_TEMPERATURE, description="Sampling temperature of the judge (0: greedy; 0.01-2).")
     top_p: float = Field(0.9, gt=0, le=1, description="Nucleus sampling of the judge.")
     batch_size: int = Field(8, gt=0, description="Candidates judged together (rows = batch_size x samples; keep <= 32 on CPU).")
+    injection: Literal["neutralise", "off"] = Field(
+        "neutralise", description="Text in a judged response that speaks to the judge (score claims such as `Score: 5`, "
+        "'ignore the rubric', 'dear judge', 'give this full marks'; the rule is in srlm_core/injection.py): neutralise "
+        "cuts each sentence holding it from what the judge reads (the response itself is kept as written); off judges "
+        "the text as it is. Either way every judgement records the sentences found (injection_spans) and whether "
+        "they were cut (neutralised); reports/stats.json counts the candidates that carried any.")
 
 
 class PromptsParams(Section):
-    generator: Literal["fixed", "current"] = Field("fixed", description="Prompt writer: the fixed base model M0 (paper) or the current model Mt.")
+    generator: str = Field(
+        "M0", description="Prompt writer. M0: a fixed model that is not Mt, here the base model (the paper used a "
+        "fixed Llama 2-Chat 70B with 8-shot prompts, not the model being trained); current: Mt writes its own "
+        "prompts; or the path of any srlm model folder (e.g. models/SFT), which, outside models/M0 and Mt, is not "
+        "a DVC dependency of the stage: after changing that folder run `dvc repro -f prompts@<Mk>`.")
     num_prompts: int = Field(8, gt=0, description="New prompts kept per iteration.")
     few_shot: int = Field(8, gt=0, description="IFT prompts shown as examples in each request (paper: 8).")
     requests_per_round: int = Field(16, gt=0, description="Generation requests per round; rounds repeat until num_prompts are kept.")
     max_rounds: int = Field(4, gt=0, description="Give up after this many rounds (the stage fails if nothing was kept).")
     max_new_tokens: int = Field(48, gt=0, description="Token limit of one generated prompt.")
-    temperature: float = Field(0.8, ge=0, description="Sampling temperature for prompt writing.")
+    temperature: Temperature = Field(0.8, ge=0, le=MAX_TEMPERATURE, description="Sampling temperature for prompt writing (0: greedy; 0.01-2).")
     top_p: float = Field(0.9, gt=0, le=1, description="Nucleus sampling for prompt writing.")
     min_words: int = Field(3, ge=1, description="Shorter prompts are rejected (too_short).")
     max_chars: int = Field(400, gt=0, description="Longer prompts are rejected (too_long).")
     max_similarity: float = Field(0.7, gt=0, le=1, description="ROUGE-L F1 at or above this against a seed, eval or already kept prompt rejects a prompt.")
 
+    @field_validator("generator")
+    @classmethod
+    def _generator(cls, value: str) -> str:
+        if value == "fixed":
+            raise ValueError("'fixed' is now written M0 (the fixed base model); or give current, or a model folder")
+        if not value.strip():
+            raise ValueError("give M0, current, or the path of a model folder")
+        return value
+
 
 class CandidatesParams(Section):
     n: int = Field(4, gt=1, description="Responses sampled per prompt (paper: 4).")
     max_new_tokens: int = Field(128, gt=0, description="Token limit per response.")
-    temperature: float = Field(0.7, ge=0, description="Sampling temperature (paper: 0.7).")
+    temperature: Temperature = Field(0.7, ge=0, le=MAX_TEMPERATURE, description="Sampling temperature (paper: 0.7; 0: greedy; 0.01-2).")
     top_p: float = Field(0.9, gt=0, le=1, description="Nucleus sampling (paper: 0.9).")
     batch_size: int = Field(8, gt=0, description="Prompts generated together (rows = batch_size x n).")
 
@@ -195,8 +239,30 @@ class GenerationParams(Section):
 
 
 class PairsParams(Section):
-    min_margin: float = Field(0.0, ge=0, description="Pairs whose score gap is below this are skipped (below_margin).")
-    positive_only: bool = Field(False, description="Ablation: write the top-scored response of each prompt as SFT data instead of pairs.")
+    min_margin: float = Field(
+        0.25, ge=0, description="Pairs whose score gap is below this are skipped (below_margin). 0.25: about one "
+        "standard deviation of the judge's own noise on a difference of two 3-sample means (docs/loop-measurements.md); "
+        "0 is the paper's rule (only exact ties dropped).")
+    positive_only: bool = Field(
+        False, description="Ablation: SFT data instead of pairs: the top-scored response of each prompt that gives a "
+        "pair (not tied, margin at least min_margin); with positive_min_score, see there. docs/loop.md has the rule.")
+    positive_min_score: float | None = Field(
+        None, ge=0, le=5, description="With positive_only: keep a prompt's top response when its score is at least "
+        "this, whether or not the prompt gives a pair (the paper: 5, only perfect scores). null: the rule above.")
+
+    @field_validator("positive_min_score", mode="before")
+    @classmethod
+    def _no_bool(cls, value):
+        # Section's check covers plain number fields only; pydantic would read true as 1.0 here.
+        if isinstance(value, bool):
+            raise ValueError("expected a score (0-5) or null, not true/false")
+        return value
+
+    @model_validator(mode="after")
+    def _positive_min_score(self) -> "PairsParams":
+        if self.positive_min_score is not None and not self.positive_only:
+            raise ValueError("pairs.positive_min_score applies only with pairs.positive_only: true")
+        return self
 
 
 class DpoParams(Section):
@@ -209,16 +275,28 @@ class DpoParams(Section):
     epochs: float = Field(1.0, gt=0, description="Passes over AIFT (ignored when max_steps > 0).")
     max_steps: int = Field(-1, ge=-1, description="Optimizer steps; -1 trains for `epochs`.")
     max_length: int = Field(512, gt=16, description="Token limit of prompt + response.")
-    dropout: float = Field(0.1, ge=0, lt=1, description="Attention dropout during training (paper: 0.1).")
+    dropout: float = Field(
+        0.0, ge=0, lt=1, description="Attention dropout of the policy while training (and LoRA's dropout); the "
+        "reference log-probs are always computed without dropout. Paper: 0.1; 0 here because dropout in the policy "
+        "alone offsets its log-probs from the reference's before any update, so the loss starts above ln 2 and the "
+        "logged DPO rewards measure the dropout, not the training (measured: docs/dropout.md).")
     lora_r: int = Field(16, gt=0, description="LoRA rank (method: lora).")
     lora_alpha: int = Field(32, gt=0, description="LoRA alpha (method: lora).")
     allow_empty: bool = Field(False, description="With zero pairs, carry Mt forward unchanged as M(t+1) (recorded) instead of failing.")
+    eval_steps: int = Field(
+        0, ge=0, description="Checkpoint selection (paper: every 200 steps, the best kept). N > 0: the policy is saved "
+        "every N optimizer steps, and M(t+1) is the saved or final policy whose answers to held-out prompts the fixed "
+        "judge M0 scores highest (srlm_core/selection.py); the scores and the choice are in the model's manifest. "
+        "0: the final policy.")
+    selection_prompts: int = Field(
+        16, gt=0, description="Eval-split seed prompts each candidate checkpoint answers for the selection "
+        "(paper: 253 held-out examples).")
 
 
 class AnswersParams(Section):
     max_prompts: int = Field(16, gt=0, description="Held-out prompts each evaluated model answers (the first ones by id).")
     max_new_tokens: int = Field(128, gt=0, description="Token limit of an answer.")
-    temperature: float = Field(0.7, ge=0, description="Sampling temperature of the answers (0: greedy).")
+    temperature: Temperature = Field(0.7, ge=0, le=MAX_TEMPERATURE, description="Sampling temperature of the answers (0: greedy; 0.01-2).")
     top_p: float = Field(0.9, gt=0, le=1, description="Nucleus sampling of the answers.")
     batch_size: int = Field(8, gt=0, description="Prompts answered together.")
 
@@ -327,11 +405,29 @@ class Params(Section):
         return self
 
 
+# Values quoted in an error are cut short: a long string, or a structure built from YAML
+# aliases, used to make the message megabytes long (reprlib also bounds the work).
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxdict, _SHORT.maxlist, _SHORT.maxstring, _SHORT.maxother = 3, 4, 4, 60, 60
+MAX_QUOTED = 80
+MAX_PROBLEMS = 10
+
+
+def _cut(text: str, limit: int = MAX_QUOTED) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _short(value: object) -> str:
+    return _cut(_SHORT.repr(value))
+
+
 def _describe(error: dict) -> str:
-    key = ".".join(str(part) for part in error["loc"])
+    key = _cut(".".join(str(part) for part in error["loc"]))
     if error["type"] == "extra_forbidden":
         return f"{key}: unknown key (check the spelling; see params.yaml for the known keys)"
-    return f"{key}: {error['msg'].removeprefix('Value error, ')} (got {error.get('input')!r})"
+    # a validator's message may quote a value too (a matchup's name, the unknown models)
+    message = _cut(error["msg"].removeprefix("Value error, "), 3 * MAX_QUOTED)
+    return f"{key}: {message} (got {_short(error.get('input'))})"
 
 
 def parse_params(raw: object, source: str = "params.yaml") -> Params:
@@ -343,23 +439,60 @@ def parse_params(raw: object, source: str = "params.yaml") -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(_describe(e) for e in exc.errors())
-        raise SrlmError(f"{source}: invalid params: {problems}") from None
+        errors = exc.errors()
+        problems = "; ".join(_describe(e) for e in errors[:MAX_PROBLEMS])
+        more = f"; and {len(errors) - MAX_PROBLEMS} more" if len(errors) > MAX_PROBLEMS else ""
+        raise SrlmError(f"{source}: invalid params: {problems}{more}") from None
+
+
+MAX_YAML_NODES = 10_000   # the repository's params.yaml has about 200
+
+
+class _RefusedYaml(yaml.MarkedYAMLError):
+    """YAML that parses but is refused: an alias bomb, a self-referencing alias."""
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """safe_load that refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
+    """safe_load that refuses a key given twice in one mapping (PyYAML keeps the last one silently),
+    and aliases that expand past MAX_YAML_NODES values: a few hundred bytes of nested aliases
+    (a "billion laughs") expand to billions, which validation then walks (a hang) and errors quote."""
+
+    def construct_document(self, node):
+        self._count_expanded(node, {}, set())
+        return super().construct_document(node)
+
+    def _count_expanded(self, node, sizes: dict, open_nodes: set) -> int:
+        """Values in `node` with every alias expanded; memoised per node, so linear in the file."""
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if id(node) in open_nodes:
+            raise _RefusedYaml(None, None, "an alias refers to a node that contains it", node.start_mark)
+        open_nodes.add(id(node))
+        children = ([n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode)
+                    else node.value if isinstance(node, yaml.SequenceNode) else [])
+        total = 1
+        for child in children:
+            total += self._count_expanded(child, sizes, open_nodes)
+            if total > MAX_YAML_NODES:
+                raise _RefusedYaml(None, None, f"with its aliases (*name) expanded it holds more than "
+                                   f"{MAX_YAML_NODES:,} values; write the values out", node.start_mark)
+        open_nodes.discard(id(node))
+        sizes[id(node)] = total
+        return total
 
     def construct_mapping(self, node, deep=False):
         seen = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":   # `<<: *anchor`: the base class merges it
+                continue
             key = self.construct_object(key_node, deep=deep)
             try:
                 duplicate = key in seen
             except TypeError:  # an unhashable key: the base class reports it
                 break
             if duplicate:
-                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {_short(key)}",
+                                                        key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep)
 
@@ -377,9 +510,12 @@ def load_params(path: Path | str = "params.yaml") -> Params:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SrlmError(f"{path}{where}: not valid YAML: {exc.problem or exc.context}") from None
+        verdict = "refused" if isinstance(exc, _RefusedYaml) else "not valid YAML"
+        raise SrlmError(f"{path}{where}: {verdict}: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
-        raise SrlmError(f"{path}: not valid YAML: {exc}") from None
+        raise SrlmError(f"{path}: not valid YAML: {_cut(str(exc), 3 * MAX_QUOTED)}") from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise SrlmError(f"{path}: nested too deeply to read (params.yaml is a few levels deep)") from None
     if raw is None:
         raise SrlmError(f"{path}: empty (restore it with `git checkout {path.name}`, or write `{{}}` in it to use "
                         "every default)")

@@ -150,6 +150,10 @@ def build(root: Path, out_dir: Path) -> Document:
               [[s["name"], s["kind"], s["hash"][:12], s["training_data"], (s["training_data_hash"] or "")[:12],
                 (s["parent_hash"] or "")[:12]] for s in summary["lineage"]])
     doc.heading("Per iteration")
+    doc.text("Reward-hacking monitor: candidates_with_injection counts the candidates whose text speaks to the judge "
+             "(a score claim such as `Score: 5`, an instruction to the grader; srlm_core/injection.py), and "
+             "candidates_neutralised those whose judge-directed sentences were cut before judging (judge.injection). "
+             "A count that grows from one iteration to the next means DPO is learning to address the judge.")
     iterations = summary["iterations"]
     if iterations:
         names = sorted({k for row in iterations.values() for k in row if k != "rejected_by_reason"})

@@ -40,7 +40,8 @@ def run(params: Params, *, model_dir: Path, groups_path: Path, events_root: Path
     events = [RewardModelJudged.create(model=model_dir.name, group_id=r["prompt_id"], reply_id=r["reply_id"],
                                        human_rank=r["rank"], model_hash=model_hash, sample_index=i,
                                        template_hash=judge.template.hash, raw_output=j.raw_output, score=j.score,
-                                       method=jcfg.method, stage=STAGE, seed=seed, sampling=record)
+                                       method=jcfg.method, stage=STAGE, seed=seed, sampling=record,
+                                       **judge.guard_columns(r["reply"]))
               for r, samples in zip(replies, results) for i, j in enumerate(samples)]
     EventLog(events_root).append(events)
     metrics = rm_metrics.compute([{"group_id": r["prompt_id"], "reply_id": r["reply_id"], "human_rank": r["rank"],

@@ -20,7 +20,7 @@ from .eval_prompts import read_eval_prompts
 from .eventlog import EventLog
 from .events import PromptAdded
 from .hashing import combine, row_id, sha256_file
-from .oasst import read_messages, source_files
+from .oasst import ReadLimits, read_messages, source_files
 from .params import DataParams
 from .storage import write_json, write_parquet
 
@@ -63,7 +63,7 @@ class SeedData:
 def build(params: DataParams) -> SeedData:
     """Read, check, filter and split the seed; raises InputError on bad input."""
     source = Path(params.source)
-    messages = read_messages(source)
+    messages = read_messages(source, ReadLimits.of(params))
     complete, incomplete = check_structure(messages, source)
     raw_counts = counts(messages)
     kept, dropped = apply_filters(complete, filters_from(params))
@@ -95,7 +95,7 @@ def build(params: DataParams) -> SeedData:
                                   seed=None, sampling=None) for r in roots]
     prompts += [PromptAdded.create(iteration=0, source="eval", text=p.text, model_hash=None, origin_id=p.origin_id,
                                    split="eval", stage=STAGE, seed=None, sampling=None)
-                for p in read_eval_prompts(params.eval_prompts)]
+                for p in read_eval_prompts(params.eval_prompts, ReadLimits.of(params))]
     summary = {
         "before_filters": raw_counts,
         "after_filters": counts(kept),

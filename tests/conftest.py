@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tiny_model import save_tiny_model, save_tokenizer
+from tiny_model import save_tiny_judge_model, save_tiny_model, save_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SRLM_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -79,6 +79,25 @@ def tokenizer_dir(tmp_path_factory) -> Path:
 def tiny_model_dir(tmp_path_factory, tokenizer_dir) -> Path:
     """A randomly initialised Llama of SmolLM2's architecture family, a few MB, fixed seed."""
     return save_tiny_model(tmp_path_factory.mktemp("tiny-model"), tokenizer_dir)
+
+
+@pytest.fixture(scope="session")
+def real_m0(tmp_path_factory) -> Path:
+    """The real base model, SmolLM2-135M-Instruct from the packaged GGUF, in fp32 on every processor
+    (so a lossless-conversion check stays exact where auto would pick bf16); about a minute on 2
+    cores, built once per session."""
+    from srlm_core import base_model
+    from srlm_core.params import ModelParams
+
+    out = tmp_path_factory.mktemp("real") / "M0"
+    base_model.run(ModelParams(dtype="float32"), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_judge_dir(tmp_path_factory, tokenizer_dir) -> Path:
+    """A tiny hand-built model whose samples contain `Score: N`, for the paper's text method."""
+    return save_tiny_judge_model(tmp_path_factory.mktemp("tiny-judge"), tokenizer_dir)
 
 
 @pytest.fixture(scope="session")

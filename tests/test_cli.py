@@ -89,17 +89,29 @@ def test_sql_formats(tmp_path, fmt):
 
 
 def test_sql_refusal_exits_non_zero(tmp_path):
+    EventLog(tmp_path).append([prompt("a")])
     result = subprocess.run([sys.executable, "-c", "from srlm_core.cli import main; main()", "sql",
                              "create table t as select 1", "--events", str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 1 and "read-only" in result.stderr
 
 
+@pytest.mark.parametrize("args", [["select 1"], ["--views"]], ids=["query", "views"])
+def test_sql_events_pointing_at_nothing_is_an_error(tmp_path, args):
+    """A mistyped --events used to read as an empty log: every table empty, exit 0."""
+    (tmp_path / "empty").mkdir()
+    for events, problem in [(tmp_path / "nope", "no such folder"), (tmp_path / "empty", "not an event log")]:
+        result = runner.invoke(app, ["sql", *args, "--events", str(events)])
+        assert result.exit_code == 1 and str(result.exception).startswith(f"{events}: {problem}")
+
+
 def test_lineage_and_verify(tmp_path):
-    m0 = make_model(tmp_path, "M0")
-    make_model(tmp_path, "M1", parent=m0)
-    result = runner.invoke(app, ["lineage", str(tmp_path / "M1"), "--json"])
+    models, events = tmp_path / "models", tmp_path / "events"
+    m0 = make_model(models, "M0")
+    make_model(models, "M1", parent=m0)
+    EventLog(events).append([prompt("a")])
+    result = runner.invoke(app, ["lineage", str(models / "M1"), "--json"])
     assert [s["name"] for s in json.loads(result.output)] == ["M1", "M0"]
-    assert runner.invoke(app, ["verify", "--models", str(tmp_path), "--events", str(tmp_path / "e")]).exit_code == 0
+    assert runner.invoke(app, ["verify", "--models", str(models), "--events", str(events)]).exit_code == 0
     (m0 / "config.json").write_text('{"changed": true}')
-    result = runner.invoke(app, ["verify", "--models", str(tmp_path), "--events", str(tmp_path / "e")])
+    result = runner.invoke(app, ["verify", "--models", str(models), "--events", str(events)])
     assert result.exit_code == 1 and "M0/config.json" in result.output

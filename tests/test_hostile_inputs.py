@@ -9,11 +9,14 @@ skip documented in docs/data.md is counted instead.
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import hashlib
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,6 +27,7 @@ import pytest
 from conftest import REPO, SEED_EVAL, message, small_tree, write_jsonl
 from srlm_core.errors import InputError, SrlmError
 from srlm_core.eval_prompts import read_eval_prompts
+from srlm_core.oasst import ReadLimits
 from srlm_core.params import DataParams, load_params
 from srlm_core.seed_data import build, run
 
@@ -100,6 +104,10 @@ PARAMS_ERRORS = {
     "negative_max_steps.yaml": ["dpo.max_steps: Input should be greater than or equal to -1 (got -5)"],
     "bool_for_int.yaml": ["data.ift_max: expected a number, not true/false"],
     "string_for_int.yaml": ["sft.batch_size: Input should be a valid integer", "'four'"],
+    "alias_bomb.yaml": ["line 6", "refused", "more than 10,000 values"],
+    "recursive_alias.yaml": ["line 1", "refused", "an alias refers to a node that contains it"],
+    "huge_temperature.yaml": ["prompts.temperature: Input should be less than or equal to 2 (got '1e308')"],
+    "tiny_temperature.yaml": ["candidates.temperature: Input should be 0 (greedy) or at least 0.01 (got 1e-40)"],
 }
 
 
@@ -160,6 +168,15 @@ def test_bad_params_fail_naming_the_key(name):
     with pytest.raises(SrlmError) as info:
         load_params(path)
     check_message(info.value, path, PARAMS_ERRORS[name])
+
+
+def test_a_yaml_alias_bomb_fails_fast_with_a_short_message():
+    """Nine levels of nine aliases (615 bytes): it used to hang, then end in a raw traceback, and
+    at fewer levels the error quoted the expanded value, megabytes long."""
+    start = time.perf_counter()
+    with pytest.raises(SrlmError) as info:
+        load_params(HOSTILE / "params" / "alias_bomb.yaml")
+    assert time.perf_counter() - start < 2 and len(str(info.value)) < 300
 
 
 def test_params_path_that_is_a_folder(tmp_path):
@@ -289,3 +306,133 @@ def test_seed_stage_script_leaves_earlier_outputs_unchanged(tmp_path):
     result = seed_stage(tmp_path, data_yaml(HOSTILE / "seed" / "orphan_reply.jsonl"))
     assert result.returncode == 1 and "orphan_reply.jsonl, line 13" in result.stderr
     assert (tree_digest(tmp_path / "processed"), tree_digest(tmp_path / "events")) == before
+
+
+# --- input that never ends, or ends far away: bounded reads --------------------------------
+
+MiB = 2**20
+
+
+@contextlib.contextmanager
+def fifo(path: Path):
+    """A FIFO at `path`. Should a reader open it after all (and block until a writer comes), a
+    writer comes after 10 s, so a regression fails the test instead of hanging it."""
+    os.mkfifo(path)
+
+    def unblock():
+        with contextlib.suppress(OSError):   # ENXIO: nobody is reading, as it should be
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+
+    timer = threading.Timer(10, unblock)
+    timer.start()
+    try:
+        yield path
+    finally:
+        timer.cancel()
+
+
+def write_gzip(path: Path, chunk: bytes, times: int, head: bytes = b"") -> Path:
+    with gzip.open(path, "wb", compresslevel=1) as handle:
+        handle.write(head)
+        for _ in range(times):
+            handle.write(chunk)
+    return path
+
+
+@pytest.mark.parametrize("where", ["file", "in-folder"])
+def test_a_fifo_as_seed_data_is_refused_without_opening_it(tmp_path, where):
+    folder = tmp_path / "export"
+    folder.mkdir()
+    if where == "in-folder":
+        write_jsonl(folder / "good.jsonl", good_tree_records())
+    with fifo(folder / "pipe.jsonl") as path:
+        with pytest.raises(InputError) as info:
+            build(data_params(path if where == "file" else folder))
+    check_message(info.value, path, ["is a FIFO (named pipe), not a regular file"])
+
+
+def test_a_fifo_as_eval_prompts_is_refused(tmp_path):
+    with fifo(tmp_path / "questions.jsonl") as path:
+        with pytest.raises(InputError) as info:
+            read_eval_prompts(path)
+    check_message(info.value, path, ["is a FIFO (named pipe), not a regular file"])
+
+
+@pytest.mark.parametrize("name", ["zero.jsonl", "zero.jsonl.gz", "zero.parquet"])
+def test_dev_zero_linked_as_input_is_refused(tmp_path, name):
+    """It used to be read until memory ran out (MemoryError traceback)."""
+    path = tmp_path / name
+    path.symlink_to("/dev/zero")
+    with pytest.raises(InputError) as info:
+        build(data_params(path))
+    check_message(info.value, path, ["is a character device, not a regular file"])
+    with pytest.raises(InputError, match="character device"):
+        read_eval_prompts(path)
+
+
+def test_a_line_past_the_limit_fails_before_it_is_held(tmp_path):
+    """The default limit (64 MiB) on a 65 MiB line inside a 0.3 MB gzip: the line is never held
+    whole (a 1.5 GiB line used to end in MemoryError); a 10 MB message is well within it."""
+    path = write_gzip(tmp_path / "long.jsonl.gz", b"x" * MiB, 65, head=b'{"message_id": "')
+    with pytest.raises(InputError) as info:
+        build(data_params(path))
+    check_message(info.value, path, ["line 1", "longer than data.max_line_bytes (64 MiB)"])
+    small = write_jsonl(tmp_path / "small.jsonl", good_tree_records() + [{"text": "y" * 3000}])
+    with pytest.raises(InputError) as info:
+        build(data_params(small, max_line_bytes=2000))
+    check_message(info.value, small, ["line 13", "longer than data.max_line_bytes (2000 bytes)"])
+
+
+@pytest.mark.parametrize("content", ["blank-lines", "prompts"])
+def test_a_file_decompressing_past_the_limit_fails(tmp_path, content):
+    """A gzip bomb: 2 GiB of blank lines used to take minutes, read line by line. Blank runs are
+    now skipped at memchr speed and the total is capped (here at 16 MiB, of 64 MiB inside)."""
+    line = b'{"prompt": "' + b"Write a haiku about the sea. " * 100 + b'"}\n'
+    chunk = b"\n" * MiB if content == "blank-lines" else line * (MiB // len(line))
+    path = write_gzip(tmp_path / "bomb.jsonl.gz", chunk, 64)
+    params = data_params(path, max_decompressed_bytes=16 * MiB)
+    start = time.perf_counter()
+    with pytest.raises(InputError) as info:
+        if content == "blank-lines":
+            build(params)
+        else:   # prompts with no id are numbered by line, so none is a duplicate
+            read_eval_prompts(path, ReadLimits.of(params))
+    assert time.perf_counter() - start < 5
+    check_message(info.value, path, ["more than data.max_decompressed_bytes (16 MiB) once decompressed"])
+
+
+def test_blank_lines_are_skipped_quickly_and_counted(tmp_path):
+    """64 MiB of blank lines before the data: read in well under the time line-by-line took, and
+    the line numbers in errors still count them."""
+    records = good_tree_records()
+    del records[5]["role"]
+    body = b"".join(json.dumps(r).encode() + b"\n" for r in records)
+    path = write_gzip(tmp_path / "spaced.jsonl.gz", b"\n" * MiB, 64, head=b"\r\n  \n")
+    with gzip.open(path, "ab") as handle:
+        handle.write(body)
+    start = time.perf_counter()
+    with pytest.raises(InputError) as info:
+        build(data_params(path))
+    assert time.perf_counter() - start < 5
+    check_message(info.value, path, [f"line {3 + 64 * MiB + 5}", "missing field 'role'"])
+
+
+def test_parquet_past_the_limit_fails_from_its_footer(tmp_path):
+    path = tmp_path / "big.parquet"
+    pq.write_table(pa.Table.from_pylist(good_tree_records()), path)
+    with pytest.raises(InputError) as info:
+        build(data_params(path, max_decompressed_bytes=1000))
+    check_message(info.value, path, ["more than data.max_decompressed_bytes (1000 bytes) uncompressed"])
+
+
+@pytest.mark.parametrize("command", ["stage", "cli"])
+def test_a_fifo_through_the_stage_script_and_the_cli_exits_1(tmp_path, command):
+    """The real entry points, each in a subprocess with a timeout: both used to hang forever."""
+    with fifo(tmp_path / "pipe.jsonl") as path:
+        if command == "stage":
+            result = seed_stage(tmp_path, data_yaml(path))
+        else:
+            result = subprocess.run([sys.executable, "-c", "from srlm_core.cli import main; main()", "data", "stats",
+                                     str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"{path}: is a FIFO (named pipe), not a regular file" in result.stderr

@@ -34,10 +34,33 @@ def test_template_hash_and_placeholders(tmp_path):
     assert "User: {prompt}" in template.text and "<response>{response}</response>" in template.text
     bad = tmp_path / "t.txt"
     bad.write_text("no placeholders here")
-    with pytest.raises(SrlmError, match=r"t\.txt: the judge template has no \{prompt\}"):
+    with pytest.raises(SrlmError, match=r"t\.txt: the judge template must hold the \{prompt\} placeholder exactly "
+                                        r"once \(it holds it 0 times\)"):
+        Template.load(str(bad))
+    bad.write_text("{prompt} {response} {response}")
+    with pytest.raises(SrlmError, match=r"\{response\} placeholder exactly once \(it holds it 2 times\)"):
         Template.load(str(bad))
     with pytest.raises(SrlmError, match="judge template not found"):
         Template.load(str(tmp_path / "missing.txt"))
+
+
+@pytest.mark.parametrize("question, answer", [
+    ("Explain the {response} placeholder.", "It is replaced."),
+    ("What is 2+2?", "Say {prompt} and {response} literally."),
+    ("Both {prompt} and {response}?", "{response}{prompt}"),
+])
+def test_placeholders_inside_values_stay_literal(question, answer, tokenizer_dir):
+    """A self-written question can hold `{response}`: the template is filled in one pass, so the
+    candidate lands in the template's own slot and the question's text stays as written."""
+    from transformers import AutoTokenizer
+
+    template = Template.load(TEMPLATE)
+    filled = template.fill(question, answer)
+    assert filled == template.text.split("{prompt}")[0] + question + template.text.split("{prompt}")[1].replace(
+        "{response}", answer)
+    assert f"User: {question}" in filled and f"<response>{answer}</response>" in filled
+    head, tail = template.split(AutoTokenizer.from_pretrained(tokenizer_dir), question, answer)
+    assert f"User: {question}" in head + tail and f"<response>{answer}</response>" in tail
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +123,25 @@ def test_cached_scores_match_an_uncached_forward(tiny32):
         probs = torch.softmax(logits, -1)[judge.digits]
         expected = float((probs / probs.sum() * torch.arange(6)).sum())
         assert result.score == pytest.approx(expected, abs=1e-4)
+
+
+def test_the_default_template_holds_the_papers_elements_in_order():
+    """Figure 2 of the paper, element by element: the additive opening, the five criteria with
+    their qualifications, the question and response, the justification and `Score:` instructions,
+    then the closing reminder. The rubric comes first so it can be encoded once and shared."""
+    from srlm_core.params import JudgeParams
+
+    template = Template.load(JudgeParams().template)
+    assert template.path.endswith("judge_additive_v2.txt")
+    elements = ["Points accumulate", "Add 1 point", "even if it is incomplete", "Add a 2nd point",
+                "does not resolve it completely", "Add a 3rd point", "basic elements", "search results",
+                "Add a 4th point", "AI Assistant's perspective", "slight room for improvement",
+                "Add a 5th point", "impeccably tailored", "without extraneous information", "expert knowledge",
+                "engaging and insightful", "{prompt}", "{response}", "up to 100 words", "Score: <total points>",
+                "Remember to assess", "systematically"]
+    positions = [template.text.find(e) for e in elements]
+    assert -1 not in positions, [e for e, p in zip(elements, positions) if p == -1]
+    assert positions == sorted(positions)
+    # the part encoded per candidate (from the question on) is short next to the shared rubric
+    cut = template.text.index("{prompt}")
+    assert len(template.text[cut:]) < len(template.text[:cut]) / 2

@@ -13,6 +13,7 @@ import pytest
 from conftest import SEED, message, small_tree, write_jsonl
 from srlm_core.conversations import check_structure
 from srlm_core.errors import InputError
+from srlm_core import oasst
 from srlm_core.oasst import read_messages
 
 
@@ -159,3 +160,21 @@ def test_folder_with_duplicate_across_files(tmp_path):
     write_jsonl(tmp_path / "a.jsonl", small_tree("t"))
     shutil.copy(tmp_path / "a.jsonl", tmp_path / "b.jsonl")
     fails(tmp_path, "duplicate message_id", "a.jsonl")
+
+
+@pytest.mark.parametrize("block", [1, 7, 4096])
+def test_lines_split_across_read_blocks_read_the_same(tmp_path, monkeypatch, block):
+    """The bounded reader takes the file a block at a time (1 MiB); a line, a CRLF, a BOM or a
+    run of blank lines cut by a block edge reads as if whole, with the same line numbers."""
+    records = small_tree("t") + small_tree("u")
+    text = "\ufeff" + "\r\n\n  \n".join(json.dumps(r) for r in records) + "\r\n\n"
+    path = tmp_path / "messy.jsonl"
+    path.write_bytes(text.encode("utf-8"))
+    expected = read_messages(path)
+    monkeypatch.setattr(oasst, "BLOCK", block)
+    messages = read_messages(path)
+    assert key(messages) == key(expected) and len(messages) == 8
+    assert [m.where for m in messages] == [f"line {1 + 3 * i}" for i in range(8)]
+    records[5]["role"] = "bot"
+    path.write_text("\n\n".join(json.dumps(r) for r in records), encoding="utf-8")
+    fails(path, "line 11: field 'role' is 'bot'")

@@ -66,3 +66,52 @@ def test_params_doc_is_generated_from_the_code():
     from srlm_core.params import params_markdown
 
     assert (REPO / "docs" / "params.md").read_text(encoding="utf-8") == params_markdown()
+
+
+@pytest.mark.parametrize("raw", [
+    {"candidates": {"n": "x" * 1_000_000}},                              # a long value
+    {"sft": {"y" * 1_000_000: 1}},                                      # a long unknown key
+    {"evaluation": {"models": ["z" * 100_000] * 50}},                   # a validator quoting a long list
+    {"evaluation": {"matchups": {"m" * 100_000 + "!": {"a": "SFT", "b": "M1"}}}},
+    {"data": {f"k{i}": i for i in range(200)}},                          # 200 problems
+], ids=["long-value", "long-key", "long-list", "long-name", "many-problems"])
+def test_errors_quote_values_short(raw):
+    with pytest.raises(SrlmError) as info:
+        parse_params(raw)
+    assert len(str(info.value)) < 2000, str(info.value)[:300]
+
+
+def test_many_problems_are_counted_not_listed():
+    with pytest.raises(SrlmError, match=r"data\.k9: unknown key .*; and 190 more$"):
+        parse_params({"data": {f"k{i}": i for i in range(200)}})
+
+
+def test_yaml_nested_too_deeply(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("data: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(SrlmError, match="nested too deeply to read"):
+        load_params(path)
+
+
+def test_aliases_within_the_bound_still_load(tmp_path):
+    """Anchors and aliases are fine in themselves: only their expansion is bounded."""
+    path = tmp_path / "params.yaml"
+    path.write_text("candidates: &sampling\n  temperature: 0.5\n  top_p: 0.8\njudge:\n  <<: *sampling\n")
+    params = load_params(path)
+    assert params.judge.temperature == 0.5 and params.judge.top_p == 0.8
+
+
+@pytest.mark.parametrize("section", ["prompts", "candidates", "judge", "evaluation.answers"])
+@pytest.mark.parametrize("value,ok", [(0, True), (0.01, True), (2, True), (1e308, False), (2.5, False),
+                                      (1e-40, False), (0.001, False)])
+def test_sampling_temperature_is_bounded(section, value, ok):
+    raw: dict = {}
+    node = raw
+    for part in section.split("."):
+        node = node.setdefault(part, {})
+    node["temperature"] = value
+    if ok:
+        parse_params(raw)
+    else:
+        with pytest.raises(SrlmError, match=rf"{re.escape(section)}\.temperature: Input should be "):
+            parse_params(raw)

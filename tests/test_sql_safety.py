@@ -1,13 +1,15 @@
 """`srlm sql` cannot write, attach, copy out, install, load, change settings or read other
-files, and its output is bounded; tried through the library and through the CLI, with the
-bytes of every file under the test folder hashed before and after."""
+files, and its output, time and memory are bounded; tried through the library and through
+the CLI, with the bytes of every file under the test folder hashed before and after."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -194,3 +196,85 @@ def test_cli_max_rows_bounds_the_output(log):
     for bad in ("0", "-3"):
         result = runner.invoke(app, ["sql", "select 1", "--max-rows", bad, "--events", str(log / "events")])
         assert result.exit_code == 2
+
+
+# --- bounded resources: time, memory, Ctrl-C, result size ---------------------------------
+
+ENDLESS = "select count(*) from range(1e12::bigint)"   # minutes of work, in constant memory
+
+
+def test_a_query_past_the_time_limit_is_stopped(log):
+    """It used to run for minutes; DuckDB has no time limit of its own."""
+    start = time.monotonic()
+    with pytest.raises(SrlmError, match=r"^query stopped: it ran past the time limit of 1 s; raise --timeout"):
+        run_query(ENDLESS, log / "events", timeout=1)
+    assert time.monotonic() - start < 5
+
+
+@pytest.mark.parametrize("statement", [
+    "select list(i) from range(100000000) t(i)",                                  # one 800 MB value
+    "select count(distinct a.i * 100000 + b.i) from range(100000) a(i), range(100000) b(i)",  # a cross join
+])
+def test_a_query_past_the_memory_limit_fails_naming_the_flag(log, statement):
+    """DuckDB's default limit is 80% of the machine's memory, and a cross join reached 5.4 GB in
+    15 s; nothing spills to disk (no temp directory), so past the limit the query fails."""
+    with pytest.raises(SrlmError, match=r"^query failed: it needs more memory than the limit of 50MB .*"
+                                        r"raise --memory-limit"):
+        run_query(statement, log / "events", memory_limit="50MB", timeout=30)
+
+
+def test_the_limits_are_set_and_locked(log):
+    result = run_query("select current_setting('memory_limit'), current_setting('enable_progress_bar')",
+                       log / "events", memory_limit="300MB")
+    assert result.rows == [("286.1 MiB", False)]   # DuckDB shows 300 MB in MiB
+    with pytest.raises(SrlmError, match=r"^--memory-limit 'lots' is not a size"):
+        run_query("select 1", log / "events", memory_limit="lots")
+    with pytest.raises(SrlmError, match=r"^refused: SET statements are not allowed"):
+        run_query("set memory_limit = '100GB'", log / "events")
+
+
+def test_cli_timeout_and_memory_limit_flags(log):
+    events = str(log / "events")
+    result = runner.invoke(app, ["sql", ENDLESS, "--timeout", "1", "--events", events])
+    assert result.exit_code == 1 and "time limit of 1 s" in str(result.exception)
+    result = runner.invoke(app, ["sql", "select list(i) from range(100000000) t(i)", "--memory-limit", "50MB",
+                                 "--events", events])
+    assert result.exit_code == 1 and "limit of 50MB" in str(result.exception)
+    assert runner.invoke(app, ["sql", "select 1", "--timeout", "0", "--events", events]).exit_code == 2
+
+
+@pytest.mark.parametrize("rows", ["1000001", "10000000000000000000000"])
+def test_a_too_large_max_rows_is_a_usage_error(log, rows):
+    """10**22 used to end in a TypeError traceback from fetchmany."""
+    result = runner.invoke(app, ["sql", "select 1", "--max-rows", rows, "--events", str(log / "events")])
+    assert result.exit_code == 2 and "--max-rows" in result.stderr
+    with pytest.raises(SrlmError, match=r"^max_rows is \d+; give 1 to 1,000,000"):
+        run_query("select 1", log / "events", max_rows=int(rows))
+
+
+def test_ctrl_c_interrupts_the_query(log):
+    """The console command, a real SIGINT: it used to be ignored until the query ended (minutes)."""
+    code = "import srlm_core.cli as cli; print('imported', flush=True); cli.main()"
+    proc = subprocess.Popen([sys.executable, "-c", code, "sql", ENDLESS, "--events", str(log / "events")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "imported\n"
+    time.sleep(1.5)   # into the query (a signal before it also ends as below)
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    stdout, stderr = proc.communicate(timeout=30)
+    assert time.monotonic() - sent < 5
+    assert proc.returncode == 130 and stderr == "interrupted: query stopped (Ctrl-C)\n" and stdout == ""
+
+
+# --- where `iteration` comes from ------------------------------------------------------------
+
+def test_a_file_whose_folder_and_column_disagree_is_refused(log):
+    """The views read `iteration` from each file's column; the README says it is the partition
+    folder. They must agree: a file moved into another partition's folder is named."""
+    moved = EventLog(log / "events").files("prompts")[-1]            # iteration=2, holds iteration 2
+    target = moved.parent.parent / "iteration=1" / moved.name
+    moved.rename(target)
+    with pytest.raises(SrlmError) as info:
+        run_query("select iteration, count(*) from prompts group by 1", log / "events")
+    assert str(info.value) == (f"{target}: its iteration column holds '2' but it is in the folder iteration=1; the "
+                               "file was moved or written by hand (move it back to iteration=2, or delete it)")

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from .. import lineage as lib
+from ..errors import SrlmError
 from .output import print_json
 
 
@@ -30,14 +31,24 @@ def lineage(
 def verify(
     models: Path = typer.Option(Path("models"), "--models", help="Folder of model folders."),
     events: Path = typer.Option(Path("data/events"), "--events", help="Event-log root folder."),
+    lock: Path = typer.Option(None, "--lock", help="dvc.lock whose model and event outputs must exist "
+                              "[default: dvc.lock, if there is one]."),
 ) -> None:
-    """Re-hash every model file and event file; exit 1 naming any whose bytes changed.
+    """Re-hash every model file and event file, and check that what the lineage (manifests,
+    dvc.lock) says exists does; exit 1 naming each problem, or when a folder is missing or empty.
 
     Example: srlm verify
     """
-    checked, problems = lib.verify(models, events)
+    if lock is None and Path("dvc.lock").is_file():
+        lock = Path("dvc.lock")
+    elif lock is not None and not lock.is_file():
+        raise SrlmError(f"{lock}: no such file (--lock)")
+    unchecked = lib.missing_folders(models, events)
+    checked, problems = lib.verify(models, events, lock)
+    for problem in unchecked:
+        typer.echo(f"NOT CHECKED {problem}", err=True)
     for problem in problems:
         typer.echo(f"MISMATCH {problem}", err=True)
-    if problems:
+    if unchecked or problems:
         raise typer.Exit(1)
     typer.echo(f"ok: {checked} files match their recorded sha256")

@@ -1,8 +1,10 @@
 -- One row per self-rewarding iteration t >= 1 (AIFT(Mt)): how many prompts were written,
 -- filtered and paired; candidate and chosen/rejected lengths; the judge's score distribution
 -- (a score "is a 5" when it rounds to 5, so collapse onto the top score shows up for both
--- judge methods); pair margins. Views expected: prompts, rejected_prompts, candidates,
--- judgements, pairs, skipped_pairs.
+-- judge methods); pair margins; the reward-hacking monitor: candidates whose text speaks to the
+-- judge (a score claim, an instruction to the grader; srlm_core/injection.py), and how many of
+-- them were neutralised before judging (judge.injection). Views expected: prompts,
+-- rejected_prompts, candidates, judgements, pairs, skipped_pairs.
 with iterations as (
     select distinct iteration from candidates where iteration >= 1
 ), kept as (
@@ -15,7 +17,9 @@ with iterations as (
     from candidates group by all
 ), judged as (
     select iteration, count(*) as n, count(score) as scored, avg(score) as mean, stddev_pop(score) as std,
-           median(score) as median, avg((round(score) = 5)::int) as share_5, avg((round(score) = 0)::int) as share_0
+           median(score) as median, avg((round(score) = 5)::int) as share_5, avg((round(score) = 0)::int) as share_0,
+           count(distinct candidate_id) filter (where injection_spans > 0) as injected,
+           count(distinct candidate_id) filter (where neutralised) as neutralised
     from judgements group by all
 ), paired as (
     select p.iteration, count(*) as n, avg(p.chosen_score - p.rejected_score) as margin,
@@ -46,6 +50,8 @@ select i.iteration,
        judged.median as score_median,
        judged.share_5 as score_share_5,
        judged.share_0 as score_share_0,
+       judged.injected as candidates_with_injection,
+       judged.neutralised as candidates_neutralised,
        paired.margin as margin_mean,
        paired.margin_median as margin_median,
        paired.chosen_chars, paired.chosen_tokens, paired.rejected_chars, paired.rejected_tokens
