@@ -28,7 +28,7 @@ from srlm_core.backend import TransformersGenerator
 from srlm_core.generation import Sampling, sample
 from srlm_core.judge import Judge, Template, chat_prompt_ids
 from srlm_core.lineage import write_manifest
-from srlm_core.params import parse_params
+from srlm_core.params import JudgeParams, parse_params
 from srlm_core.storage import write_json, write_parquet
 
 SIZES = {
@@ -126,7 +126,7 @@ def main() -> None:
                 "warm_runs_identical": all(r == runs[1][0] for r, _ in runs[2:])}
 
         # judge: 32 candidates x 3 samples, probability scoring, shared rubric cached
-        judge = Judge(TransformersGenerator(model, tokenizer, "bench"), Template.load("srlm_core/templates/judge_additive_v1.txt"),
+        judge = Judge(TransformersGenerator(model, tokenizer, "bench"), Template.load(JudgeParams().template),
                       method="probability", samples=3, sampling=Sampling(0.7, 0.9, 64), max_prompt_tokens=128,
                       max_response_tokens=192)
         items = [(f"Question {i}", text(i, 100)) for i in range(32)]

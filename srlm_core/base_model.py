@@ -66,12 +66,14 @@ def resolve(spec: str) -> BaseSource:
     return BaseSource("hub", spec)
 
 
-def load(source: BaseSource, params: ModelParams):
-    """(model, tokenizer) in params.dtype, as a plain (unquantised) transformers model."""
-    import torch
+def load(source: BaseSource, params: ModelParams, generation_dtype: str = "auto"):
+    """(model, tokenizer) in model.dtype (auto: what generation.dtype resolves to), as a plain
+    (unquantised) transformers model."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    dtype = getattr(torch, params.dtype)
+    from .runtime import checkpoint_dtype
+
+    dtype = checkpoint_dtype(params.dtype, generation_dtype)
     kwargs = dict(trust_remote_code=params.trust_remote_code)
     if source.gguf_file:
         kwargs["gguf_file"] = source.gguf_file
@@ -103,13 +105,15 @@ def save(model, tokenizer, folder: Path | str) -> None:
     tokenizer.save_pretrained(folder)
 
 
-def run(params: ModelParams, out_dir: Path | str) -> dict:
-    """Stage `base`: write M0 with its manifest; returns the manifest."""
+def run(params: ModelParams, out_dir: Path | str, generation_dtype: str = "auto") -> dict:
+    """Stage `base`: write M0 with its manifest; returns the manifest. `generation_dtype` resolves
+    model.dtype auto (stages/base.py passes generation.dtype)."""
     source = resolve(params.base)
-    model, tokenizer = load(source, params)
+    model, tokenizer = load(source, params, generation_dtype)
     out_dir = Path(out_dir)
     with staging(out_dir) as tmp:
         save(model, tokenizer, tmp)
+        record = {**params.model_dump(), "dtype": str(model.dtype).removeprefix("torch.")}   # auto, resolved
         manifest = write_manifest(tmp, name=out_dir.name, kind="base", parent=None, training_data=None,
-                                  params={"model": params.model_dump()}, extra={"source": source.describe()})
+                                  params={"model": record}, extra={"source": source.describe()})
     return manifest

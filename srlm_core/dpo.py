@@ -1,7 +1,7 @@
 """Stage `dpo`: M(t+1) = DPO on AIFT(Mt), initialised from Mt with Mt as the reference.
 
-Full fine-tuning precomputes the reference log-probabilities once (exact, and no second
-model in memory); LoRA uses the adapter-disabled model as the reference. With
+The reference log-probabilities are precomputed once, before training (exact, and no second
+model in memory): Mt itself for full fine-tuning, the adapter-disabled model for LoRA. With
 `pairs.positive_only` the AIFT data is (prompt, top response) and M(t+1) is SFT instead.
 """
 
@@ -13,12 +13,13 @@ import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from datasets import Dataset
 from trl import DPOConfig, DPOTrainer
 
-from . import launch, runtime, sft
+from . import launch, runtime, selection, sft
 from .errors import SrlmError
 from .lineage import MANIFEST, data_hashes, staging, write_manifest
-from .params import Params
+from .params import DpoParams, Params
 from .storage import atomic_write_bytes, write_json
 from .training import finished_model, lora_config, quiet, shared_dataset, trainer_args, training_journal, write_metrics
 from .training import train as train_resumably
@@ -30,6 +31,26 @@ def preference_rows(table) -> list[dict]:
     return [{"prompt": [{"role": "user", "content": r["prompt"]}],
              "chosen": [{"role": "assistant", "content": r["chosen"]}],
              "rejected": [{"role": "assistant", "content": r["rejected"]}]} for r in table.to_pylist()]
+
+
+def dpo_args(cfg: DpoParams, output_dir: Path, seed: int) -> DPOConfig:
+    # TRL's disable_dropout zeroes nn.Dropout modules only; Llama's attention dropout is not one, so
+    # dpo.dropout alone decides it (runtime.load). Off here, so LoRA's dropout follows dpo.dropout too.
+    return DPOConfig(**trainer_args(cfg, output_dir, seed), beta=cfg.beta, precompute_ref_log_probs=True,
+                     disable_dropout=False)
+
+
+def build_trainer(model, tokenizer, dataset: Dataset, args: DPOConfig, cfg: DpoParams,
+                  checkpoint_minutes: float | None = None) -> DPOTrainer:
+    """The trainer, with the reference log-probs already computed. They are computed with the model in
+    eval mode: the reference is Mt as it generates and judges, without dropout, whatever dpo.dropout
+    gives the policy (each training step switches the model back to train mode). Computed in train
+    mode, each reference log-prob would carry a dropout draw of its own, which the policy can never
+    match: docs/dropout.md measures both."""
+    model.eval()
+    trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=dataset, processing_class=tokenizer,
+                         peft_config=lora_config(cfg))
+    return quiet(trainer, "dpo", checkpoint_minutes)
 
 
 def carry_forward(prev_dir: Path, out_dir: Path, training_data: dict, params_record: dict, metrics_dir: Path) -> dict:
@@ -45,9 +66,10 @@ def carry_forward(prev_dir: Path, out_dir: Path, training_data: dict, params_rec
     return manifest
 
 
-def run(params: Params, *, prev_dir: Path, aift_dir: Path, out_dir: Path, metrics_dir: Path) -> dict | None:
+def run(params: Params, *, prev_dir: Path, aift_dir: Path, out_dir: Path, metrics_dir: Path,
+        judge_dir: Path | None = None, events_root: Path | None = None) -> dict | None:
     """Write M(t+1) and its metrics; the manifest, or None on the ranks other than the main one of a
-    multi-process run."""
+    multi-process run. `judge_dir` (M0) and `events_root` serve the checkpoint selection (dpo.eval_steps)."""
     cfg = params.dpo
     summary = json.loads((aift_dir / "summary.json").read_text())
     train_path = aift_dir / "train.parquet"
@@ -55,8 +77,9 @@ def run(params: Params, *, prev_dir: Path, aift_dir: Path, out_dir: Path, metric
     data_name = f"AIFT({prev_dir.name})"
     training_data = {"name": data_name, **data_hashes([train_path]), "examples": table.num_rows,
                      "mode": summary["mode"]}
+    dtype = runtime.checkpoint_dtype(params.model.dtype, params.generation.dtype)
     params_record = {"dpo": cfg.model_dump(), "pairs": params.pairs.model_dump(), "seed": params.seed,
-                     "train": launch.record(params.train)}
+                     "train": launch.record(params.train), "model": sft.dtype_record(dtype)}
     if table.num_rows == 0:
         if not cfg.allow_empty:
             raise SrlmError(f"{train_path}: AIFT({prev_dir.name}) has no pairs (skipped prompts: "
@@ -73,16 +96,21 @@ def run(params: Params, *, prev_dir: Path, aift_dir: Path, out_dir: Path, metric
                          data_files=[train_path], cfg=params.sft, train_cfg=params.train, seed=params.seed,
                          out_dir=out_dir,
                          metrics_dir=metrics_dir, params_record={**params_record, "sft": params.sft.model_dump()},
-                         extra={"positive_only": True})
+                         extra={"positive_only": True}, save_dtype=dtype)
     runtime.seed_everything(params.seed)
     model, tokenizer, prev_hash = runtime.load(prev_dir, for_training=True, dropout=cfg.dropout)
     journal = training_journal(out_dir, prev_hash, training_data["hash"], params_record)
-    args = DPOConfig(**trainer_args(cfg, journal.dir, params.seed), beta=cfg.beta,
-                     precompute_ref_log_probs=cfg.method == "full", disable_dropout=False)
+    args = dpo_args(cfg, journal.dir, params.seed)
     dataset = shared_dataset(preference_rows(table), journal.dir / "dataset", args)
-    trainer = quiet(DPOTrainer(model=model, ref_model=None, args=args, train_dataset=dataset,
-                               processing_class=tokenizer, peft_config=lora_config(cfg)), "dpo",
-                    params.train.checkpoint_minutes)
+    trainer = build_trainer(model, tokenizer, dataset, args, cfg, params.train.checkpoint_minutes)
+    snapshots = journal.dir / "selection"
+    if cfg.eval_steps:
+        if judge_dir is None or events_root is None:
+            raise SrlmError("dpo.eval_steps needs the fixed judge and the event log (stages/dpo.py --fixed --events)")
+        if trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled:
+            raise SrlmError("dpo.eval_steps saves the whole policy from the main process, which FSDP and DeepSpeed "
+                            "shard; set dpo.eval_steps: 0 or train with plain data parallelism")
+        trainer.add_callback(selection.SnapshotEvery(cfg.eval_steps, snapshots, tokenizer, prev_dir, dtype))
     log.info("%s: DPO on %d pairs from %s (%s, beta %.2f)", out_dir.name, table.num_rows, prev_dir.name,
              cfg.method, cfg.beta)
     launch.report(trainer, cfg)
@@ -90,11 +118,21 @@ def run(params: Params, *, prev_dir: Path, aift_dir: Path, out_dir: Path, metric
     model = finished_model(trainer, journal.dir)
     if model is None:
         return None
+    extra, chosen = {"judge_model": summary["judge_model"]}, None
+    if cfg.eval_steps:
+        selection.save_candidate(model, tokenizer, snapshots / f"step-{trainer.state.global_step}", prev_dir, dtype)
+        chosen = selection.select(params, selection.saved(snapshots), judge_dir=judge_dir, events_root=events_root)
+        extra["checkpoint_selection"] = {k: v for k, v in chosen.items() if k != "chosen"}
     with staging(out_dir) as tmp:
-        runtime.save(model, tokenizer, tmp)
+        if chosen is None:
+            runtime.save(model, tokenizer, tmp, dtype)
+        else:
+            for path in sorted(chosen["chosen"].iterdir()):
+                if path.name != MANIFEST and path.is_file():
+                    shutil.copy2(path, tmp / path.name)
         manifest = write_manifest(tmp, name=out_dir.name, kind=f"dpo-{cfg.method}", parent=prev_dir,
-                                  training_data=training_data, params=params_record,
-                                  extra={"judge_model": summary["judge_model"]})
-    write_metrics(trainer.state.log_history, metrics_dir, {"examples": table.num_rows})
+                                  training_data=training_data, params=params_record, extra=extra)
+    write_metrics(trainer.state.log_history, metrics_dir,
+                  {"examples": table.num_rows, **({"selected_step": chosen["chosen_step"]} if chosen else {})})
     journal.clear()
     return manifest

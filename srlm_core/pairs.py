@@ -3,7 +3,8 @@
 Writes PairBuilt / PairSkipped events, every candidate's score (mean of its valid judge
 samples), spread and valid-sample count to `<out>/candidate_scores.parquet`, and the
 training data `<out>/train.parquet`: (prompt, chosen, rejected) for DPO, or (prompt,
-completion) with the top responses when `pairs.positive_only` is set (the paper's ablation).
+completion) with the top responses when `pairs.positive_only` is set (the paper's ablation;
+`positives` says which).
 When no judgement of the iteration has a score (the judge never wrote a valid `Score: N`),
 it stops with an SrlmError before writing anything, whatever `dpo.allow_empty` says.
 """
@@ -91,6 +92,15 @@ def select(events: EventLog, iteration: int, min_margin: float,
     return rows, scores
 
 
+def positives(selected: pa.Table, min_score: float | None) -> pa.ChunkedArray:
+    """Which prompts give their top response as SFT data under pairs.positive_only. Without a minimum
+    score: the prompts that give a pair (the chosen side of each pair). With one: every prompt whose top
+    response scores at least that, tied or not; the paper kept only perfect scores (5)."""
+    if min_score is None:
+        return pc.is_null(selected.column("skip_reason"))
+    return pc.fill_null(pc.greater_equal(selected.column("chosen_score"), min_score), False)
+
+
 def no_scores_message(params: Params, events: EventLog, iteration: int, judgements: pa.Table) -> str:
     """Why an iteration whose judgements all failed to parse stops here: a judge that never gives
     a score is a failure, not an empty iteration, so this holds whatever dpo.allow_empty says."""
@@ -124,7 +134,6 @@ def run(params: Params, *, iteration: int, events_root: Path, out_dir: Path) -> 
     del judgements
     model_hash = judged_by.pop()
     selected, scores = select(events, iteration, cfg.min_margin)
-    keep = pc.is_null(selected.column("skip_reason"))
     rows = selected.drop_columns(["prompt", "chosen", "rejected"]).to_pylist()   # no texts in Python objects
     common = dict(iteration=iteration, model_hash=model_hash, stage=STAGE, seed=None, sampling=None)
     pairs = [PairBuilt.create(prompt_id=r["prompt_id"], chosen_id=r["chosen_id"], rejected_id=r["rejected_id"],
@@ -135,7 +144,8 @@ def run(params: Params, *, iteration: int, events_root: Path, out_dir: Path) -> 
                                   judged_candidates=r["judged_candidates"], top_score=r["chosen_score"],
                                   bottom_score=r["rejected_score"], **common)
                for r in rows if r["skip_reason"] is not None]
-    kept = selected.filter(keep)
+    kept = selected.filter(positives(selected, cfg.positive_min_score) if cfg.positive_only
+                           else pc.is_null(selected.column("skip_reason")))
     if cfg.positive_only:
         train = pa.table({"prompt_id": kept.column("prompt_id"), "prompt": kept.column("prompt"),
                           "completion": kept.column("chosen"), "score": kept.column("chosen_score")},
@@ -154,6 +164,7 @@ def run(params: Params, *, iteration: int, events_root: Path, out_dir: Path) -> 
         write_parquet(scores, tmp / "candidate_scores.parquet")
         summary = {"iteration": iteration, "mode": "sft" if cfg.positive_only else "dpo", "judge_model": model_hash,
                    "prompts": selected.num_rows, "pairs": len(pairs), "skipped": reasons,
-                   "train_sha256": sha256_file(tmp / "train.parquet"), "min_margin": cfg.min_margin}
+                   "train_sha256": sha256_file(tmp / "train.parquet"), "min_margin": cfg.min_margin,
+                   "examples": train.num_rows, "positive_min_score": cfg.positive_min_score}
         write_json(summary, tmp / "summary.json")
     return summary

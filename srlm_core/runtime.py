@@ -44,7 +44,8 @@ def seed_everything(seed: int) -> None:
 
 
 def load(model_dir: Path | str, *, for_training: bool = False, dropout: float = 0.0, dtype: torch.dtype | None = None):
-    """A model folder written by srlm -> (model, tokenizer, manifest hash)."""
+    """A model folder written by srlm -> (model, tokenizer, manifest hash). For training: fp32 master
+    weights, in train mode, with attention dropout `dropout` (see set_attention_dropout)."""
     model_dir = Path(model_dir)
     manifest = read_manifest(model_dir)
     dtype = torch.float32 if for_training else dtype or compute_dtype()
@@ -55,20 +56,38 @@ def load(model_dir: Path | str, *, for_training: bool = False, dropout: float = 
         raise SrlmError(f"{model_dir}: cannot load the checkpoint ({exc}); re-run the stage that writes it") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if hasattr(model.config, "attention_dropout"):
-        model.config.attention_dropout = dropout
+    if for_training:
+        set_attention_dropout(model, dropout)
     if torch.cuda.is_available():
         model = model.to("cuda")
     model.train(for_training)
     return model, tokenizer, manifest["hash"]
 
 
-def save(model, tokenizer, folder: Path | str) -> None:
-    """Write a standalone checkpoint: LoRA adapters merged, dropout back to the base value."""
+def set_attention_dropout(model, p: float) -> None:
+    """Set the dropout each attention layer applies in train mode.
+
+    Llama-family attention layers copy `config.attention_dropout` when they are built and read
+    only their copy, so changing the config of a loaded model changes nothing. The config is left
+    as the checkpoint has it, so a saved model's config is its base's."""
+    layers = [m for m in model.modules() if hasattr(m, "attention_dropout")]
+    for layer in layers:
+        layer.attention_dropout = p
+    if p and not layers:
+        log.warning("%s has no attention dropout to set; training without dropout", type(model).__name__)
+
+
+def checkpoint_dtype(model_dtype: str, generation_dtype: str) -> torch.dtype:
+    """The dtype checkpoints are written in: `model.dtype`, where auto is the dtype that
+    `generation.dtype` resolves to (so the stages that load a checkpoint read it as written)."""
+    return compute_dtype(generation_dtype) if model_dtype == "auto" else getattr(torch, model_dtype)
+
+
+def save(model, tokenizer, folder: Path | str, dtype: torch.dtype = torch.float32) -> None:
+    """Write a standalone checkpoint in `dtype`: LoRA adapters merged. Training keeps fp32 master
+    weights; they are cast only here."""
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
-    if hasattr(model.config, "attention_dropout"):
-        model.config.attention_dropout = 0.0
-    model = model.to("cpu", dtype=torch.float32)
+    model = model.to("cpu", dtype=dtype)
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)

@@ -84,6 +84,16 @@ class PromptFilter:
         self.kept.append(text)
 
 
+def generator_folder(choice: str, *, current: Path, base: Path) -> Path:
+    """The model folder that writes the prompts (prompts.generator): M0 (`base`, fixed as in the paper),
+    current (Mt), or a model folder of the user's."""
+    folder = {"M0": base, "current": current}.get(choice, Path(choice))
+    if not (folder / "manifest.json").is_file():
+        raise SrlmError(f"prompts.generator {choice!r}: {folder} is not a model folder written by srlm (no "
+                        f"manifest.json); give M0, current, or the path of one, e.g. models/SFT")
+    return folder
+
+
 def run(params: Params, *, iteration: int, generator_dir: Path, ift_path: Path, events_root: Path) -> dict:
     cfg = params.prompts
     ift = pq.read_table(ift_path, columns=["prompt"]).column(0).to_pylist()

@@ -1,7 +1,8 @@
 """Stages `sft_baseline` (M0 + IFT) and `sft` (M0 + IFT + EFT -> M1) with TRL's SFTTrainer.
 
 The data is conversational prompt/completion, so the loss covers the completion tokens
-only (TRL's default for that format; tests/test_sft.py checks the labels).
+only (TRL's default for that format; tests/test_training.py::test_prompt_tokens_carry_no_loss
+checks the labels).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import logging
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import torch
 from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
@@ -44,9 +46,9 @@ def build_trainer(model, tokenizer, examples: list[dict], cfg: SftParams, seed: 
 
 def train(*, name: str, base_dir: Path, examples: list[dict], data_name: str, data_files: list[Path],
           cfg: SftParams, train_cfg: TrainParams, seed: int, out_dir: Path, metrics_dir: Path, params_record: dict,
-          extra: dict | None = None) -> dict | None:
-    """Train and write `out_dir` with its manifest and the metrics; the manifest, or None on the ranks other
-    than the main one of a multi-process run (they train, then leave the writing to it)."""
+          extra: dict | None = None, save_dtype: torch.dtype = torch.float32) -> dict | None:
+    """Train and write `out_dir` (weights in `save_dtype`) with its manifest and the metrics; the manifest, or
+    None on the ranks other than the main one of a multi-process run (they train, then leave the writing to it)."""
     if not examples:
         raise SrlmError(f"{name}: no training examples in {', '.join(map(str, data_files))}")
     runtime.seed_everything(seed)
@@ -67,7 +69,7 @@ def train(*, name: str, base_dir: Path, examples: list[dict], data_name: str, da
         return None
     training_data = {"name": data_name, **files, "examples": len(examples), "dropped_too_long": dropped}
     with staging(out_dir) as tmp:
-        runtime.save(model, tokenizer, tmp)
+        runtime.save(model, tokenizer, tmp, save_dtype)
         manifest = write_manifest(tmp, name=out_dir.name, kind=f"sft-{cfg.method}", parent=base_dir,
                                   training_data=training_data, params=params_record, extra=extra)
     write_metrics(trainer.state.log_history, metrics_dir, {"examples": len(examples), "dropped_too_long": dropped})
@@ -86,6 +88,13 @@ def run(params: Params, *, name: str, base_dir: Path, ift_path: Path, eft_dir: P
         data_name = "IFT+EFT" if eft.num_rows else "IFT (EFT fallback: no EFT examples)"
         examples += conversations(eft)
         extra = {"eft_examples": eft.num_rows}
+    dtype = runtime.checkpoint_dtype(params.model.dtype, params.generation.dtype)
     return train(name=name, base_dir=base_dir, examples=examples, data_name=data_name, data_files=files,
                  cfg=params.sft, train_cfg=params.train, seed=params.seed, out_dir=out_dir, metrics_dir=metrics_dir,
-                 params_record={"sft": params.sft.model_dump(), "seed": params.seed}, extra=extra)
+                 params_record={"sft": params.sft.model_dump(), "seed": params.seed, "model": dtype_record(dtype)},
+                 extra=extra, save_dtype=dtype)
+
+
+def dtype_record(dtype: torch.dtype) -> dict:
+    """model.dtype as resolved on this machine, for the manifest (auto names no dtype by itself)."""
+    return {"dtype": str(dtype).removeprefix("torch.")}

@@ -16,7 +16,7 @@ def main() -> None:
     args = parser.parse_args()
 
     def body(params):
-        manifest = base_model.run(params.model, args.out)
+        manifest = base_model.run(params.model, args.out, params.generation.dtype)
         logging.info("wrote %s (hash %s) from %s", args.out, manifest["hash"][:12], manifest["source"]["location"])
 
     run_stage("base", body)

@@ -1,6 +1,7 @@
 """Stage `dpo@<model>`: M(t+1) = DPO on AIFT(Mt) from Mt, reference Mt.
 
-    python stages/dpo.py --prev models/M1 --aift data/aift/M1 --out models/M2 --metrics metrics/M2
+    python stages/dpo.py --prev models/M1 --aift data/aift/M1 --out models/M2 --metrics metrics/M2 \
+        --fixed models/M0 --events data/events
 """
 
 import argparse
@@ -17,10 +18,13 @@ def main() -> None:
     parser.add_argument("--aift", type=Path, required=True, help="AIFT(Mt) folder from the pairs stage")
     parser.add_argument("--out", type=Path, required=True, help="model folder to write, M(t+1)")
     parser.add_argument("--metrics", type=Path, required=True, help="folder for train.json and train_log.csv")
+    parser.add_argument("--fixed", type=Path, required=True, help="M0: the fixed judge of checkpoint selection")
+    parser.add_argument("--events", type=Path, required=True, help="event-log root: the held-out seed prompts")
     args = parser.parse_args()
 
     def body(params):
-        manifest = dpo.run(params, prev_dir=args.prev, aift_dir=args.aift, out_dir=args.out, metrics_dir=args.metrics)
+        manifest = dpo.run(params, prev_dir=args.prev, aift_dir=args.aift, out_dir=args.out, metrics_dir=args.metrics,
+                           judge_dir=args.fixed, events_root=args.events)
         if manifest is None:   # another rank of a multi-process run; the main one writes the model
             return
         logging.info("wrote %s (hash %s) from %s on %s", args.out, manifest["hash"][:12], args.prev,

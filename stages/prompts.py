@@ -16,13 +16,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--iteration", type=int, required=True)
     parser.add_argument("--model", type=Path, required=True, help="Mt (the generator when prompts.generator: current)")
-    parser.add_argument("--fixed", type=Path, required=True, help="the fixed generator (prompts.generator: fixed)")
+    parser.add_argument("--fixed", type=Path, required=True, help="M0 (the generator when prompts.generator: M0)")
     parser.add_argument("--ift", type=Path, required=True, help="IFT parquet: the few-shot examples")
     parser.add_argument("--events", type=Path, required=True, help="event-log root")
     args = parser.parse_args()
 
     def body(params):
-        generator = args.fixed if params.prompts.generator == "fixed" else args.model
+        generator = self_instruct.generator_folder(params.prompts.generator, current=args.model, base=args.fixed)
         s = self_instruct.run(params, iteration=args.iteration, generator_dir=generator, ift_path=args.ift,
                               events_root=args.events)
         logging.info("iteration %d: kept %d prompts written by %s; rejected %d %s", args.iteration, s["kept"],

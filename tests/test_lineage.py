@@ -73,3 +73,24 @@ def test_verify_reports_missing_and_extra_files(tmp_path):
     assert any("config.json: missing" in p for p in problems)
     assert any("extra.bin: not in manifest" in p for p in problems)
     assert json.loads((m0 / "manifest.json").read_text())["name"] == "M0"
+
+
+@pytest.mark.parametrize("model_dtype, generation_dtype, written", [
+    ("auto", "bfloat16", "bfloat16"), ("auto", "float32", "float32"), ("bfloat16", "float32", "bfloat16")])
+def test_m0_is_written_in_model_dtype_and_its_manifest_says_which(tmp_path, tiny_model_dir, monkeypatch,
+                                                                   model_dtype, generation_dtype, written):
+    """model.dtype auto follows generation.dtype for the base stage too; the manifest records what auto
+    resolved to on this machine."""
+    from safetensors import safe_open
+
+    from srlm_core import base_model
+    from srlm_core.params import ModelParams
+
+    monkeypatch.delenv("SRLM_DTYPE", raising=False)
+    manifest = base_model.run(ModelParams(base=str(tiny_model_dir), dtype=model_dtype), tmp_path / "M0",
+                              generation_dtype=generation_dtype)
+    with safe_open(str(tmp_path / "M0" / "model.safetensors"), framework="pt") as weights:
+        assert {weights.get_slice(name).get_dtype() for name in weights.keys()} == {
+            {"bfloat16": "BF16", "float32": "F32"}[written]}
+    assert manifest["params"]["model"]["dtype"] == written
+    assert verify(tmp_path, tmp_path / "no-events")[1] == []

@@ -155,3 +155,45 @@ def test_a_judged_candidate_missing_from_candidates_is_refused(tmp_path, log):
                                             "score": 5.0, "judgement_id": None})])
     with pytest.raises(SrlmError, match="is not in"):
         select(log, 1, 0.0)
+
+
+def sft_data(tmp_path, log, **pairs) -> tuple[dict, dict[str, float]]:
+    """Run the pairs stage with positive_only (the log's pair events of an earlier run removed first)."""
+    for table in ("pairs", "skipped_pairs"):
+        for path in log.files(table):
+            path.unlink()
+    summary = run(parse_params({"pairs": {"positive_only": True, **pairs}}), iteration=1, events_root=log.root,
+                  out_dir=tmp_path / "aift")
+    train = pq.read_table(tmp_path / "aift" / "train.parquet").to_pylist()
+    return summary, {r["prompt_id"]: r["score"] for r in train}
+
+
+def test_positive_only_keeps_the_chosen_side_of_each_pair(tmp_path, log):
+    log, ids = log
+    summary, kept = sft_data(tmp_path, log)
+    assert kept == {ids["clear"]: pytest.approx(14 / 3), ids["close"]: pytest.approx(10 / 3)}   # not tie, not few
+    assert summary["examples"] == 2 and summary["positive_min_score"] is None
+
+
+def test_positive_min_score_keeps_top_responses_scoring_at_least_it(tmp_path, log):
+    """The paper's rule (5: perfect scores only) keeps a top response whatever the prompt's other
+    candidates scored: a prompt whose candidates all scored 5 gives no pair, but its 5 is kept."""
+    log, ids = log
+    ids["perfect"] = add_prompt(log, "perfect", [[5, 5], [5, 5]])
+    _, kept = sft_data(tmp_path / "5", log, positive_min_score=5)
+    assert kept == {ids["perfect"]: 5.0}
+    _, kept = sft_data(tmp_path / "4", log, positive_min_score=4)
+    assert kept == {ids["perfect"]: 5.0, ids["clear"]: pytest.approx(14 / 3), ids["few"]: 4.0}
+    train = pq.read_table(tmp_path / "4" / "aift" / "train.parquet").to_pylist()
+    completions = {r["completion"] for r in train}
+    assert {"clear answer 0", "few answer 0"} < completions   # each prompt's top response (ties: by id)
+    assert len(completions - {"clear answer 0", "few answer 0"} - {"perfect answer 0", "perfect answer 1"}) == 0
+
+
+def test_positive_min_score_needs_positive_only():
+    from srlm_core.errors import SrlmError
+
+    with pytest.raises(SrlmError, match="positive_min_score applies only with pairs.positive_only"):
+        parse_params({"pairs": {"positive_min_score": 5}})
+    with pytest.raises(SrlmError, match="not true/false"):
+        parse_params({"pairs": {"positive_only": True, "positive_min_score": True}})

@@ -53,3 +53,23 @@ def test_kept_prompts_are_compared_with_later_ones(filt):
     filt.keep("Write a haiku about winter mornings.")
     assert filt.check("Write a haiku about winter mornings.").reason == "duplicate"
     assert filt.check("Write a short haiku about winter mornings.").reason == "near_duplicate"
+
+
+def test_the_prompt_writer_is_m0_the_current_model_or_a_model_folder(tmp_path):
+    from srlm_core.errors import SrlmError
+    from srlm_core.params import PromptsParams, parse_params
+    from srlm_core.self_instruct import generator_folder
+
+    folders = {}
+    for name in ("M0", "M1", "SFT"):
+        folders[name] = tmp_path / name
+        folders[name].mkdir()
+        (folders[name] / "manifest.json").write_text("{}")
+    assert PromptsParams().generator == "M0"   # fixed, not Mt, as in the paper
+    assert generator_folder("M0", current=folders["M1"], base=folders["M0"]) == folders["M0"]
+    assert generator_folder("current", current=folders["M1"], base=folders["M0"]) == folders["M1"]
+    assert generator_folder(str(folders["SFT"]), current=folders["M1"], base=folders["M0"]) == folders["SFT"]
+    with pytest.raises(SrlmError, match=r"prompts.generator 'models/nowhere'.*no manifest.json"):
+        generator_folder("models/nowhere", current=folders["M1"], base=folders["M0"])
+    with pytest.raises(SrlmError, match="'fixed' is now written M0"):
+        parse_params({"prompts": {"generator": "fixed"}})

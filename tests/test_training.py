@@ -6,9 +6,9 @@ import json
 
 import pyarrow as pa
 import pytest
+import torch
 
 from srlm_core import dpo, runtime, sft
-from srlm_core.eft import group_verdict, target
 from srlm_core.errors import SrlmError
 from srlm_core.params import parse_params
 from srlm_core.storage import write_json, write_parquet
@@ -32,29 +32,12 @@ def test_schedule_is_the_papers(tiny_srlm_model, tmp_path):
     model, tokenizer, _ = runtime.load(tiny_srlm_model, for_training=True, dropout=0.1)
     trainer = sft.build_trainer(model, tokenizer, examples, params.sft, 0, tmp_path)
     assert trainer.args.per_device_train_batch_size * trainer.args.gradient_accumulation_steps == 1
-    assert model.config.attention_dropout == 0.1
+    assert {m.attention_dropout for m in model.modules() if hasattr(m, "attention_dropout")} == {0.1}
     trainer.train()
     lrs = [row["learning_rate"] for row in trainer.state.log_history if "learning_rate" in row]
     assert lrs[0] == pytest.approx(5.5e-6)
     assert lrs[1] - lrs[2] == pytest.approx(lrs[0] - lrs[1])   # linear
     assert lrs[2] > 1.1e-6
-
-
-def replies(*pairs):
-    return [{"human_rank": rank, "score": score} for rank, score in pairs]
-
-
-def test_group_kept_only_when_judge_orders_like_humans():
-    assert group_verdict(replies((0, 4.0), (1, 3.0), (2, 1.0))) is None
-    assert group_verdict(replies((0, 4.0), (1, 4.5))) == "disagrees"
-    assert group_verdict(replies((0, 3.0), (1, 3.0))) == "tie"
-    assert group_verdict(replies((0, None), (1, 3.0))) == "unparsed"
-
-
-def test_eft_target_ends_in_a_score():
-    assert target("Relevant and useful. Score:", 3.6) == "Relevant and useful. Score: 4"
-    assert target("Relevant.", 2.2) == "Relevant.\nScore: 2"
-    assert target("Fine. Score: 3 and more text", 3.0) == "Fine. Score: 3"
 
 
 def aift(tmp_path, rows):
@@ -90,6 +73,58 @@ def test_dpo_writes_a_standalone_model(tiny_srlm_model, tmp_path):
     from transformers import AutoModelForCausalLM
 
     assert AutoModelForCausalLM.from_pretrained(tmp_path / "M2").config.attention_dropout == 0.0
+
+
+def safetensors_dtypes(folder) -> set[str]:
+    from safetensors import safe_open
+
+    with safe_open(str(folder / "model.safetensors"), framework="pt") as weights:
+        return {str(weights.get_slice(name).get_dtype()) for name in weights.keys()}
+
+
+@pytest.mark.parametrize("model_dtype, generation_dtype, written", [
+    ("bfloat16", "float32", "BF16"), ("float32", "bfloat16", "F32"),
+    ("auto", "bfloat16", "BF16"), ("auto", "float32", "F32")])
+def test_trained_models_are_written_in_model_dtype(tiny_srlm_model, tmp_path, monkeypatch, model_dtype,
+                                                   generation_dtype, written):
+    """model.dtype decides the checkpoint's tensors (training keeps fp32); auto follows generation.dtype."""
+    monkeypatch.delenv("SRLM_DTYPE", raising=False)
+    rows = [{"prompt_id": str(i), "prompt": f"q{i}", "chosen": "good answer", "rejected": "bad"} for i in range(2)]
+    params = parse_params({"model": {"dtype": model_dtype}, "generation": {"dtype": generation_dtype},
+                           "dpo": {"max_steps": 1, "batch_size": 2, "grad_accum": 1, "max_length": 64}})
+    manifest = dpo.run(params, prev_dir=tiny_srlm_model, aift_dir=aift(tmp_path, rows), out_dir=tmp_path / "M2",
+                       metrics_dir=tmp_path / "metrics")
+    assert safetensors_dtypes(tmp_path / "M2") == {written}
+    assert manifest["params"]["model"]["dtype"] == {"BF16": "bfloat16", "F32": "float32"}[written]
+    model, _, _ = runtime.load(tmp_path / "M2", for_training=True)
+    assert model.dtype == torch.float32   # the next training starts from fp32 master weights again
+
+
+def test_sft_writes_model_dtype(tiny_srlm_model, tmp_path):
+    params = parse_params({"sft": {"max_steps": 1, "batch_size": 1, "grad_accum": 1, "max_length": 64}})
+    examples = sft.conversations(pa.table({"prompt": ["q"], "completion": ["a"]}))
+    sft.train(name="S", base_dir=tiny_srlm_model, examples=examples, data_name="IFT", data_files=[],
+              cfg=params.sft, train_cfg=params.train, seed=0, out_dir=tmp_path / "S",
+              metrics_dir=tmp_path / "m", params_record={}, save_dtype=torch.bfloat16)
+    assert safetensors_dtypes(tmp_path / "S") == {"BF16"}
+
+
+def test_cited_test_files_exist():
+    """Docstrings and docs that point at a test point at one that exists (sft.py once cited tests/test_sft.py)."""
+    import re
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    cited = re.compile(r"tests/(\w+\.py)(?:::(\w+))?")
+    sources = [*repo.glob("srlm_core/**/*.py"), *repo.glob("stages/*.py"), *repo.glob("bench/*.py"),
+               *repo.glob("docs/*.md"), repo / "README.md"]
+    missing = []
+    for source in sources:
+        for file, name in cited.findall(source.read_text(encoding="utf-8")):
+            path = repo / "tests" / file
+            if not path.is_file() or (name and f"def {name}(" not in path.read_text(encoding="utf-8")):
+                missing.append(f"{source.relative_to(repo)}: tests/{file}{'::' + name if name else ''}")
+    assert missing == []
 
 
 def test_lora_is_merged(tiny_srlm_model, tmp_path):
