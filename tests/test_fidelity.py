@@ -67,16 +67,18 @@ def test_the_paper_profile_differs_from_the_default_only_where_the_table_says():
 
 
 # Sizes only: every rule of the paper profile (text scoring, template v2, M0 writing the prompts,
-# checkpoint selection, no EFT fallback) stays as the profile has it.
+# checkpoint selection, no EFT fallback) stays as the profile has it. One filter is relaxed (not a
+# paper setting): the tiny judge continues "Task 9:" as it continues "Score:", with a digit.
 TINY = {
     "sft": {"batch_size": 2, "grad_accum": 1, "max_steps": 1, "max_length": 256},
     "eft": {"max_groups": 4, "max_examples": 8, "min_examples": 0},
-    "prompts": {"num_prompts": 2, "requests_per_round": 4, "max_new_tokens": 16},
+    "prompts": {"num_prompts": 2, "requests_per_round": 4, "max_new_tokens": 16, "min_words": 1},
     "candidates": {"max_new_tokens": 16},
     "judge": {"max_new_tokens": 24, "max_prompt_tokens": 48, "max_response_tokens": 48},
     "dpo": {"batch_size": 2, "grad_accum": 1, "max_steps": 2, "max_length": 256, "eval_steps": 1,
             "selection_prompts": 2},
     "iterations": {"M2": {"prev": "M1", "t": 1}},
+    "evaluation": {"models": ["SFT", "M1", "M2"], "matchups": {"M2_vs_M1": {"a": "M2", "b": "M1"}}},
 }
 
 
