@@ -1,14 +1,15 @@
 """DPO step cost: precomputed reference log-probs vs. a live reference model, fp32 vs. bf16, LoRA.
 
 Each setting runs in a subprocess of its own (so its peak memory is its own) and builds the
-DPOTrainer the way srlm_core/dpo.py does (srlm's trainer_args, beta, dropout, LoRA config),
+DPOTrainer with srlm_core/dpo.py's own dpo_args and build_trainer (beta, dropout, LoRA config),
 changing only the reference handling and the precision:
 
   full, precomputed ref   srlm's full fine-tuning: TRL precomputes the reference log-probs once
                           (one no-grad pass over the data before training), no second model
   full, live ref          TRL loads a second copy of the model and runs its forward every step
-  lora, adapter-off ref   srlm's LoRA: the reference is the same model with the adapter disabled,
-                          one extra forward every step, no second model
+  lora, adapter-off ref   LoRA with a live reference: the same model with the adapter disabled,
+                          one extra forward every step, no second model (srlm's LoRA now
+                          precomputes that reference once, as full fine-tuning does)
 
 A step is one optimizer step of `batch` pairs (grad_accum 1); the step time is the wall time
 between consecutive step ends (data, forward, backward, optimizer, logging), median over
@@ -20,6 +21,7 @@ between consecutive step ends (data, forward, backward, optimizer, logging), med
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -83,11 +85,12 @@ def run_one(name: str, model_dir: Path, steps: int, batch: int, max_length: int)
     import torch
     from accelerate.utils import is_peft_model
     from transformers import TrainerCallback
-    from trl import DPOConfig, DPOTrainer
+    from trl import DPOTrainer
 
     from srlm_core import runtime
+    from srlm_core.dpo import build_trainer, dpo_args
     from srlm_core.params import parse_params
-    from srlm_core.training import lora_config, quiet, shared_dataset, trainer_args
+    from srlm_core.training import shared_dataset
 
     method, precompute, bf16, _ = SETTINGS[name]
     params = parse_params({"dpo": {"method": method, "batch_size": batch, "grad_accum": 1,
@@ -155,13 +158,12 @@ def run_one(name: str, model_dir: Path, steps: int, batch: int, max_length: int)
         start = time.perf_counter()
         model, tokenizer, _ = runtime.load(model_dir, for_training=True, dropout=cfg.dropout)
         load_s = time.perf_counter() - start
-        # dpo.run: DPOConfig(**trainer_args(...), beta, precompute_ref_log_probs=method == "full", disable_dropout=False)
-        args = DPOConfig(**{**trainer_args(cfg, Path(scratch) / "out", params.seed), "bf16": bf16}, beta=cfg.beta,
-                         precompute_ref_log_probs=precompute, disable_dropout=False)
+        # dpo.run's trainer; only the reference handling and the precision are the setting's
+        args = dataclasses.replace(dpo_args(cfg, Path(scratch) / "out", params.seed), bf16=bf16,
+                                   precompute_ref_log_probs=precompute)
         dataset = shared_dataset(pairs(batch * (steps + 1)), Path(scratch) / "dataset", args)
         start = time.perf_counter()
-        trainer = quiet(DPOTrainer(model=model, ref_model=None, args=args, train_dataset=dataset,
-                                   processing_class=tokenizer, peft_config=lora_config(cfg)), "dpo")
+        trainer = build_trainer(model, tokenizer, dataset, args, cfg)
         init_s = time.perf_counter() - start
         clock = StepTimes()
         trainer.add_callback(clock)
@@ -295,7 +297,8 @@ def section(results: dict, info: dict, command: str) -> str:
         + f"; {m['cores']} threads on {m['processor']} ({m['capability']}), load average "
         f"{info['load_before']:.1f} before and {info['load_after']:.1f} after the run (a shared machine: the "
         "absolute times carry that noise). The trainer is built as srlm_core/dpo.py builds it (srlm's "
-        "trainer_args, beta 0.1, attention dropout 0.1, `ref_model=None`); only the reference handling and "
+        "dpo_args and build_trainer: beta 0.1, dpo.dropout 0, the reference in eval mode); only the reference "
+        "handling and "
         "the precision change.",
         "",
         table(["setting", "s/step (median)", "pairs/s", "vs live-ref fp32", "precompute, one-off (s)",

@@ -197,7 +197,9 @@ def phase_generate(root: Path, judgements: int, iteration: int = 1, chunk_prompt
                                                       pc.cast(pa.array(scores), pa.string()), "\nScore: "),
             "score": pa.array(scores), "method": const("probability", j, pa.string()),
             "stage": const("judge", j, pa.string()), "seed": const(1234, j, pa.int64()),
-            "sampling": const(SAMPLING, j, pa.string()), "schema_version": const(1, j, pa.int64())})
+            "sampling": const(SAMPLING, j, pa.string()),
+            "schema_version": const(JudgementRecorded.SCHEMA_VERSION, j, pa.int64()),
+            "injection_spans": const(0, j, pa.int64()), "neutralised": const(False, j, pa.bool_())})
     files = {kind.TABLE: w.close() for kind, w in writers.items()}
     return {"prompts": n_prompts, "candidates": n_prompts * CANDIDATES_PER_PROMPT, "judgements": n_prompts * per_prompt,
             "seconds": time.perf_counter() - start,

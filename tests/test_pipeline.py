@@ -10,6 +10,7 @@ import json
 import pytest
 
 from conftest import REPO
+import pinned
 from pipeline import clone_repo, dvc, git, run, srlm
 
 SMALL = {
@@ -37,6 +38,25 @@ def test_dag_shows_the_chain(repo):
     dag = dvc(repo, "dag", "--md").stdout
     for stage in ["base", "seed", *LOOP_STAGES, "judge@M3"]:
         assert stage in dag
+
+
+def test_outputs_match_the_pinned_ones(repo):
+    """Event-log contents and model hashes as pinned for this processor (tests/pinned.py): a refactor
+    must leave them as they are."""
+    import os
+
+    found, key = pinned.outputs(repo), pinned.machine_key()
+    if os.environ.get("SRLM_PIN") == "write":
+        pinned.write(key, found)
+    pins = pinned.read()
+    if key not in pins:
+        pytest.skip(f"no pinned outputs for {key} in {pinned.PINS}; add them with: SRLM_PIN=write "
+                    ".venv/bin/pytest tests/test_pipeline.py -k pinned")
+    want = pins[key]
+    assert found["models"] == want["models"]
+    changed = sorted(k for k in want["events"].keys() | found["events"].keys()
+                     if want["events"].get(k) != found["events"].get(k))
+    assert not changed, f"event tables whose content changed: {changed}"
 
 
 def test_seed_outputs_and_queries(repo):
@@ -195,6 +215,34 @@ def test_adding_an_iteration_is_a_params_change(repo):
         assert "dpo@M4" in status and "prompts@M4" in status and "dpo@M3" not in status
     finally:
         (repo / "params.yaml").write_text(text)
+
+
+def test_editing_a_helper_makes_the_stages_that_run_it_stale(repo):
+    """A stage depends on every project file it runs (tests/test_dvc_deps.py), so an edit to a helper
+    it imports only indirectly shows in `dvc status`, for exactly the stages that run it."""
+    import re
+
+    import yaml
+
+    from srlm_core.code_deps import closure
+
+    helper = "srlm_core/similarity.py"
+    declared = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    runs_it = set()
+    for name, stage in declared.items():
+        script = re.search(r"stages/\w+\.py", stage.get("do", stage)["cmd"]).group(0)
+        if helper in closure(repo / script, repo):
+            keys = yaml.safe_load((repo / "params.yaml").read_text())["iterations"] if "foreach" in stage else None
+            runs_it |= {f"{name}@{key}" for key in keys} if keys else {name}
+    assert runs_it == {"prompts@M2", "prompts@M3"}
+    original = (repo / helper).read_bytes()
+    (repo / helper).write_bytes(original + b"\n# an edit\n")
+    try:
+        stale = set(json.loads(dvc(repo, "status", "--json").stdout))
+    finally:
+        (repo / helper).write_bytes(original)
+    assert stale == runs_it
+    assert json.loads(dvc(repo, "status", "--json").stdout) == {}
 
 
 def test_params_diff_between_commits(repo):
