@@ -18,8 +18,8 @@ def main() -> None:
     parser.add_argument("--aift", type=Path, required=True, help="AIFT(Mt) folder from the pairs stage")
     parser.add_argument("--out", type=Path, required=True, help="model folder to write, M(t+1)")
     parser.add_argument("--metrics", type=Path, required=True, help="folder for train.json and train_log.csv")
-    parser.add_argument("--fixed", type=Path, required=True, help="M0: the fixed judge of checkpoint selection")
-    parser.add_argument("--events", type=Path, required=True, help="event-log root: the held-out seed prompts")
+    parser.add_argument("--fixed", type=Path, help="M0: the fixed judge of checkpoint selection (dpo.eval_steps)")
+    parser.add_argument("--events", type=Path, help="event-log root: the held-out seed prompts (dpo.eval_steps)")
     args = parser.parse_args()
 
     def body(params):

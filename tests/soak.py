@@ -39,6 +39,7 @@ PARAMS = {
     "judge": {"samples": 2, "max_new_tokens": 16, "max_prompt_tokens": 48, "max_response_tokens": 48,
               "batch_size": 1},
     "dpo": {"batch_size": 2, "grad_accum": 1, "max_length": 256},
+    "pairs": {"min_margin": 0.0},   # a random model's scores differ by less than the default margin
     "iterations": {"M2": {"prev": "M1", "t": 1}, "M3": {"prev": "M2", "t": 2}, "M4": {"prev": "M3", "t": 3}},
     "evaluation": {"models": ["SFT", "M1", "M2", "M3", "M4"], "rm_max_groups": 3,
                    "answers": {"max_prompts": 6, "max_new_tokens": 16, "batch_size": 1},

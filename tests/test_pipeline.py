@@ -20,6 +20,8 @@ SMALL = {
     "candidates": {"max_new_tokens": 16},
     "judge": {"samples": 2, "max_new_tokens": 12, "max_prompt_tokens": 48, "max_response_tokens": 48},
     "dpo": {"batch_size": 2, "grad_accum": 2, "max_length": 256},
+    # a random model's scores differ by ~0.003: the default margin (the real judge's noise) would drop every pair
+    "pairs": {"min_margin": 0.0},
     "evaluation": {"rm_max_groups": 3, "answers": {"max_prompts": 4, "max_new_tokens": 16},
                    "evaluator": {"max_prompt_tokens": 48, "max_response_tokens": 48}},
 }

@@ -15,6 +15,7 @@ MINIMAL = {
     "candidates": {"n": 2, "max_new_tokens": 24},
     "judge": {"samples": 1, "max_new_tokens": 16, "max_prompt_tokens": 64, "max_response_tokens": 64},
     "dpo": {"batch_size": 2, "grad_accum": 1, "max_steps": 1, "max_length": 256},
+    "pairs": {"min_margin": 0.0},   # two prompts, one judge sample: keep any gap so DPO has pairs to run on
     "iterations": {"M2": {"prev": "M1", "t": 1}},
     "evaluation": {"models": ["SFT", "M1", "M2"], "rm_max_groups": 1,
                    "answers": {"max_prompts": 2, "max_new_tokens": 24},

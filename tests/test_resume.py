@@ -90,6 +90,7 @@ def test_training_resumes_from_its_checkpoint_to_the_same_model(tiny_srlm_model,
 PARAMS = {
     "sft": {"batch_size": 2, "grad_accum": 1, "max_steps": 6, "max_length": 128},
     "train": {"checkpoint_minutes": 0},
+    "pairs": {"min_margin": 0.0},   # a random model's scores differ by less than the default margin
     "eft": {"max_groups": 4, "min_examples": 1},
     "prompts": {"num_prompts": 6, "requests_per_round": 2, "max_rounds": 12, "min_words": 1,
                 "max_new_tokens": 16},
