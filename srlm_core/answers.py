@@ -13,6 +13,7 @@ from .generation import Sampling
 from .journal import Journal
 from .judge import chat_prompt_ids
 from .params import Params
+from .seeds import stage_seed
 
 STAGE = "answers"
 
@@ -35,7 +36,7 @@ def run(params: Params, *, model_dir: Path, events_root: Path) -> dict:
     tokenizer = gen.tokenizer
     sampling = Sampling(cfg.temperature, cfg.top_p, cfg.max_new_tokens)
     record = sampling_json(sampling.record(n=1, **gen.info()))
-    seed = params.seed + 7
+    seed = stage_seed(params.seed, "answers")
     ids = [chat_prompt_ids(tokenizer, p["text"]) for p in prompts]
     journal = Journal(f"answers@{model_dir.name}", {"model": model_hash, "sampling": record, "seed": seed,
                                                      "batch_size": cfg.batch_size, "prompts": ids})

@@ -12,6 +12,7 @@ from .generation import Sampling
 from .journal import Journal
 from .judge import chat_prompt_ids
 from .params import Params
+from .seeds import stage_seed
 
 STAGE = "candidates"
 
@@ -27,7 +28,7 @@ def run(params: Params, *, iteration: int, model_dir: Path, events_root: Path) -
     tokenizer, model_hash = gen.tokenizer, gen.model_hash
     sampling = Sampling(cfg.temperature, cfg.top_p, cfg.max_new_tokens)
     record = sampling_json(sampling.record(n=cfg.n, **gen.info()))
-    seed = params.seed + 1000 * iteration + 1
+    seed = stage_seed(params.seed, "candidates", iteration)
     ids = [chat_prompt_ids(tokenizer, p["text"]) for p in prompts]
     journal = Journal(f"candidates@{iteration}", {"model": model_hash, "sampling": record, "seed": seed,
                                                    "batch_size": cfg.batch_size, "prompts": ids})

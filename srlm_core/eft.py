@@ -27,6 +27,7 @@ from .judge import SCORE, STOP, parse_score
 from .judging import judge_resumably, make_judge, sampling_record
 from .lineage import staging
 from .params import Params
+from .seeds import stage_seed
 from .storage import write_json, write_parquet
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ def run(params: Params, *, judge_dir: Path, groups_path: Path, events_root: Path
     gen = open_generator(params.generation, judge_dir)
     model_hash = gen.model_hash
     judge = make_judge(gen, jcfg, samples=cfg.samples)
-    seed = params.seed + 7
+    seed = stage_seed(params.seed, "eft")
     rows_per_batch = jcfg.batch_size * jcfg.samples
     record = sampling_record(judge, jcfg)
     results, journal = judge_resumably(judge, [(r["prompt"], r["reply"]) for r in replies], stage="eft",

@@ -13,6 +13,7 @@ from .eventlog import EventLog
 from .events import EvalAnswerGenerated, GamePlayed, PromptAdded
 from .journal import Journal
 from .params import Params
+from .seeds import stage_seed
 from .storage import write_json
 
 STAGE = "h2h"
@@ -38,7 +39,7 @@ def run(params: Params, *, matchup: str, models_root: Path, events_root: Path, m
     if not shared:
         raise SrlmError(f"{a} and {b} answered no prompt in common; re-run their answers stages with the same "
                         "evaluation.answers params")
-    seed = params.seed + 11
+    seed = stage_seed(params.seed, "h2h")
     evaluator = make_evaluator(cfg.evaluator, models_root, seed)
     ab = [(texts[p], answers_a[p]["text"], answers_b[p]["text"]) for p in shared]
     ba = [(prompt, answer_b, answer_a) for prompt, answer_a, answer_b in ab]

@@ -12,6 +12,7 @@ from .generation import Sampling
 from .judge import Judge, Judgement, Template
 from .journal import Journal
 from .params import JudgeParams, Params
+from .seeds import stage_seed
 
 STAGE = "judge"
 
@@ -49,7 +50,7 @@ def run(params: Params, *, iteration: int, model_dir: Path, events_root: Path) -
     gen = open_generator(params.generation, model_dir)
     model_hash = gen.model_hash
     judge = make_judge(gen, cfg)
-    seed = params.seed + 1000 * iteration + 2
+    seed = stage_seed(params.seed, "judge", iteration)
     record = sampling_record(judge, cfg)
     results, journal = judge_resumably(judge, [(prompts[c["prompt_id"]], c["text"]) for c in candidates],
                                        stage=f"judge@{iteration}", model_hash=model_hash, record=record, seed=seed,

@@ -15,6 +15,7 @@ from .eventlog import EventLog
 from .events import RewardModelJudged
 from .judging import judge_resumably, make_judge, sampling_record
 from .params import Params
+from .seeds import stage_seed
 from .storage import write_json
 
 STAGE = "rm_eval"
@@ -30,7 +31,7 @@ def run(params: Params, *, model_dir: Path, groups_path: Path, events_root: Path
     gen = open_generator(params.generation, model_dir)
     model_hash = gen.model_hash
     judge = make_judge(gen, jcfg)
-    seed = params.seed + 9
+    seed = stage_seed(params.seed, "rm_eval")
     record = sampling_record(judge, jcfg)
     results, journal = judge_resumably(judge, [(r["prompt"], r["reply"]) for r in replies],
                                        stage=f"rm_eval@{model_dir.name}", model_hash=model_hash, record=record,

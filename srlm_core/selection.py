@@ -31,6 +31,7 @@ from .judge import chat_prompt_ids
 from .judging import make_judge
 from .lineage import write_manifest
 from .params import Params
+from .seeds import stage_seed
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +92,11 @@ def score(params: Params, candidate: Path, prompts: list[str], judge) -> float:
     try:
         answers = gen.sample([chat_prompt_ids(gen.tokenizer, p) for p in prompts], n=1,
                              sampling=Sampling(cfg.temperature, cfg.top_p, cfg.max_new_tokens),
-                             seed=params.seed + 11, batch_size=cfg.batch_size,
+                             seed=stage_seed(params.seed, "selection_answers"), batch_size=cfg.batch_size,
                              label=f"checkpoint {candidate.name}: answering {len(prompts)} held-out prompts")
     finally:
         getattr(gen, "close", lambda: None)()
-    judged = judge.judge([(p, a.text) for p, (a,) in zip(prompts, answers)], seed=params.seed + 12,
+    judged = judge.judge([(p, a.text) for p, (a,) in zip(prompts, answers)], seed=stage_seed(params.seed, "selection_judge"),
                          batch_size=params.judge.batch_size, label=f"checkpoint {candidate.name}: judging")
     return statistics.fmean(s.score for row in judged for s in row if s.score is not None)
 

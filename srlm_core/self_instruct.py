@@ -23,6 +23,7 @@ from .events import PromptAdded, PromptRejected, sampling_json
 from .generation import Sampling
 from .journal import Journal
 from .params import Params
+from .seeds import stage_seed
 from .similarity import most_similar
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ def run(params: Params, *, iteration: int, generator_dir: Path, ift_path: Path, 
     tokenizer = gen.tokenizer
     sampling = Sampling(cfg.temperature, cfg.top_p, cfg.max_new_tokens)
     record = sampling_json(sampling.record(few_shot=cfg.few_shot, generator=cfg.generator, **gen.info()))
-    seed = params.seed + 1000 * iteration
+    seed = stage_seed(params.seed, "prompts", iteration)
     journal = Journal(f"prompts@{iteration}", {"model": model_hash, "settings": cfg.model_dump(), "engine": gen.info(),
                                                 "seed": seed,
                                                 "few_shot_pool": ift})

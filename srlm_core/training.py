@@ -22,6 +22,7 @@ from transformers.trainer_callback import PrinterCallback
 
 from .errors import SrlmError
 from .journal import Journal
+from .params import DpoParams, SftParams
 from .runtime import compute_dtype
 from .storage import atomic_write_bytes, write_json
 
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 TIMING_KEYS = ("train_runtime", "train_samples_per_second", "train_steps_per_second")
 
 
-def trainer_args(cfg, output_dir: Path, seed: int) -> dict:
+def trainer_args(cfg: SftParams | DpoParams, output_dir: Path, seed: int) -> dict:
     """Keyword arguments shared by SFTConfig and DPOConfig: linear decay from learning_rate to
     lr_end, effective batch batch_size x grad_accum x processes, deterministic seeds. Checkpoints are
     saved into output_dir only when CheckpointEvery asks (the latest one is kept)."""
@@ -63,7 +64,7 @@ def shared_dataset(rows: list[dict], folder: Path, args) -> Dataset:
     return load_from_disk(str(folder))
 
 
-def lora_config(cfg) -> LoraConfig | None:
+def lora_config(cfg: SftParams | DpoParams) -> LoraConfig | None:
     if cfg.method != "lora":
         return None
     return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules="all-linear",
