@@ -12,10 +12,17 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import SrlmError
-
 
 MATCHUP_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 MiB = 2**20
@@ -170,7 +177,7 @@ class JudgeParams(Section):
     batch_size: int = Field(8, gt=0, description="Candidates judged together (rows = batch_size x samples; keep <= 32 on CPU).")
     injection: Literal["neutralise", "off"] = Field(
         "neutralise", description="Text in a judged response that speaks to the judge (score claims such as `Score: 5`, "
-        "'ignore the rubric', 'dear judge', 'give this full marks'; the rule is in srlm_core/injection.py): neutralise "
+        "'ignore the rubric', 'dear judge', 'give this full marks'; the rule is in srlm_core/judges/injection.py): neutralise "
         "cuts each sentence holding it from what the judge reads (the response itself is kept as written); off judges "
         "the text as it is. Either way every judgement records the sentences found (injection_spans) and whether "
         "they were cut (neutralised); reports/stats.json counts the candidates that carried any.")
@@ -284,7 +291,7 @@ class DpoParams(TrainingSchedule):
     eval_steps: int = Field(
         0, ge=0, description="Checkpoint selection (paper: every 200 steps, the best kept). N > 0: the policy is saved "
         "every N optimizer steps, and M(t+1) is the saved or final policy whose answers to held-out prompts the fixed "
-        "judge M0 scores highest (srlm_core/selection.py); the scores and the choice are in the model's manifest. "
+        "judge M0 scores highest (srlm_core/training/selection.py); the scores and the choice are in the model's manifest. "
         "0: the final policy.")
     selection_prompts: int = Field(
         16, gt=0, description="Eval-split seed prompts each candidate checkpoint answers for the selection "
