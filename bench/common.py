@@ -38,7 +38,7 @@ def peak_rss_mib() -> float:
 def machine() -> dict:
     import torch
 
-    from srlm_core.runtime import cpu_flags
+    from srlm_core.engine.runtime import cpu_flags
     flags = cpu_flags()
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor())

@@ -1,7 +1,7 @@
 """DPO step cost: precomputed reference log-probs vs. a live reference model, fp32 vs. bf16, LoRA.
 
 Each setting runs in a subprocess of its own (so its peak memory is its own) and builds the
-DPOTrainer with srlm_core/dpo.py's own dpo_args and build_trainer (beta, dropout, LoRA config),
+DPOTrainer with srlm_core/steps/dpo.py's own dpo_args and build_trainer (beta, dropout, LoRA config),
 changing only the reference handling and the precision:
 
   full, precomputed ref   srlm's full fine-tuning: TRL precomputes the reference log-probs once
@@ -58,7 +58,7 @@ def pairs(n: int) -> list[dict]:
     (generation's max_new_tokens), the rejected one often shorter."""
     import pyarrow as pa
 
-    from srlm_core.dpo import preference_rows
+    from srlm_core.training.dpo import preference_rows
 
     rows = [{"prompt": f"Question {i}: how does {text(i, 8)}?", "chosen": text(i, 100),
              "rejected": text(i + 1, 60 + 40 * (i % 2))} for i in range(n)]
@@ -70,7 +70,7 @@ def tiny_model(out: Path, tokenizer_dir: Path | None) -> Path:
     sys.path.insert(0, str(REPO / "tests"))
     from tiny_model import save_tiny_model, save_tokenizer
 
-    from srlm_core.lineage import write_manifest
+    from srlm_core.log.lineage import write_manifest
 
     if tokenizer_dir is None or not (tokenizer_dir / "tokenizer.json").is_file():
         tokenizer_dir = save_tokenizer(out.parent / "tokenizer")
@@ -80,17 +80,17 @@ def tiny_model(out: Path, tokenizer_dir: Path | None) -> Path:
 
 
 def run_one(name: str, model_dir: Path, steps: int, batch: int, max_length: int) -> dict:
-    """One setting in this process: trainer built as in srlm_core/dpo.py, step times from a callback."""
+    """One setting in this process: trainer built as in srlm_core/steps/dpo.py, step times from a callback."""
     import datasets
     import torch
     from accelerate.utils import is_peft_model
     from transformers import TrainerCallback
     from trl import DPOTrainer
 
-    from srlm_core import runtime
-    from srlm_core.dpo import build_trainer, dpo_args
+    from srlm_core.engine import runtime
     from srlm_core.params import parse_params
-    from srlm_core.training import shared_dataset
+    from srlm_core.training.dpo import build_trainer, dpo_args
+    from srlm_core.training.trainer import shared_dataset
 
     method, precompute, bf16, _ = SETTINGS[name]
     params = parse_params({"dpo": {"method": method, "batch_size": batch, "grad_accum": 1,
@@ -296,7 +296,7 @@ def section(results: dict, info: dict, command: str) -> str:
         + ("each setting in its own process" if info["separate"] else "all settings in one process")
         + f"; {m['cores']} threads on {m['processor']} ({m['capability']}), load average "
         f"{info['load_before']:.1f} before and {info['load_after']:.1f} after the run (a shared machine: the "
-        "absolute times carry that noise). The trainer is built as srlm_core/dpo.py builds it (srlm's "
+        "absolute times carry that noise). The trainer is built as srlm_core/steps/dpo.py builds it (srlm's "
         "dpo_args and build_trainer: beta 0.1, dpo.dropout 0, the reference in eval mode); only the reference "
         "handling and "
         "the precision change.",
@@ -383,7 +383,7 @@ def main() -> None:
         tokens = [len(tokenizer(tokenizer.apply_chat_template(r["prompt"] + r[k], tokenize=False),
                                 add_special_tokens=False).input_ids)
                   for r in pairs(args.batch * (steps + 1)) for k in ("chosen", "rejected")]
-        from srlm_core.runtime import compute_dtype
+        from srlm_core.engine.runtime import compute_dtype
         bf16 = args.bf16 or args.quick or compute_dtype() == torch.bfloat16
         results = run_all(model_dir, steps, args.batch, args.max_length, separate=not args.quick, bf16=bf16)
     import trl

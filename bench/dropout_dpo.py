@@ -110,7 +110,7 @@ def preference_dataset(rows: list[dict]):
     import pyarrow as pa
     from datasets import Dataset
 
-    from srlm_core import dpo
+    from srlm_core.training import dpo
 
     return Dataset.from_list(dpo.preference_rows(pa.Table.from_pylist(rows)))
 
@@ -124,8 +124,9 @@ def build(model_dir: Path, rows: list[dict], cfg, reference_mode: str, folder: P
     """The trainer as dpo.run builds it, except that `reference_mode` train hands TRL the model in train mode."""
     from trl import DPOTrainer
 
-    from srlm_core import dpo, runtime
-    from srlm_core.training import quiet
+    from srlm_core.engine import runtime
+    from srlm_core.training import dpo
+    from srlm_core.training.trainer import quiet
 
     runtime.seed_everything(0)
     model, tokenizer, _ = runtime.load(model_dir, for_training=True, dropout=cfg.dropout)

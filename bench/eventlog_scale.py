@@ -64,9 +64,9 @@ def phase_append(root: Path, iterations: int, rows_per_iteration: int) -> dict:
     """Judgement events built like the judge stage builds them, then one EventLog.append per iteration."""
     import random
 
-    from srlm_core.eventlog import EventLog
-    from srlm_core.events import JudgementRecorded
     from srlm_core.hashing import sha256_text
+    from srlm_core.log.eventlog import EventLog
+    from srlm_core.log.events import JudgementRecorded
 
     log = EventLog(root)
     rng = random.Random(0)
@@ -148,8 +148,8 @@ def phase_generate(root: Path, judgements: int, iteration: int = 1, chunk_prompt
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from srlm_core.eventlog import EventLog
-    from srlm_core.events import CandidateGenerated, JudgementRecorded, PromptAdded
+    from srlm_core.log.eventlog import EventLog
+    from srlm_core.log.events import CandidateGenerated, JudgementRecorded, PromptAdded
 
     start = time.perf_counter()
     rng = np.random.default_rng(0)
@@ -208,8 +208,8 @@ def phase_generate(root: Path, judgements: int, iteration: int = 1, chunk_prompt
 
 def phase_pairs(root: Path, iteration: int = 1) -> dict:
     """The pairs stage's selection (pairs.select: candidate scores + pairs.sql), as the stage calls it."""
-    from srlm_core import pairs
-    from srlm_core.eventlog import EventLog
+    from srlm_core.log.eventlog import EventLog
+    from srlm_core.steps import pairs
 
     start = time.perf_counter()
     rows, scores = pairs.select(EventLog(root), iteration, 0.0)
@@ -223,8 +223,8 @@ def phase_profile(root: Path, iteration: int = 1) -> dict:
     text join for the chosen texts, as for each text column), on a connection set up as it sets it up."""
     import pyarrow as pa
 
-    from srlm_core import pairs
-    from srlm_core.eventlog import EventLog
+    from srlm_core.log.eventlog import EventLog
+    from srlm_core.steps import pairs
 
     start = time.perf_counter()
     con = pairs.connect(EventLog(root), iteration)

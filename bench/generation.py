@@ -26,9 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import machine, median_seconds, table, write_result  # noqa: E402
-from srlm_core import runtime  # noqa: E402
-from srlm_core.generation import Sampling, sample  # noqa: E402
-from srlm_core.judge import chat_prompt_ids  # noqa: E402
+from srlm_core.engine import runtime  # noqa: E402
+from srlm_core.engine.backend import Sampling  # noqa: E402
+from srlm_core.engine.prompts import chat_prompt_ids  # noqa: E402
+from srlm_core.engine.transformers_backend import sample, stock_kwargs  # noqa: E402
 
 PROMPTS = ROOT / "data" / "seed" / "eval_prompts.jsonl"
 TARGETS = {"naive": 15.0, "vllm": 1.5, "llama.cpp": 4.0, "limit": 0.40}
@@ -65,7 +66,7 @@ def naive(model, tok, ids, n, sampling, sequences) -> dict:
         for prompt, s in pairs:
             torch.manual_seed(s)
             out = model.generate(input_ids=torch.tensor([prompt]), pad_token_id=tok.pad_token_id,
-                                 **sampling.stock_kwargs())
+                                 **stock_kwargs(sampling))
             tokens += out.shape[1] - len(prompt)
     seconds, times = median_seconds(run, 1)
     return {"tok_s": tokens / seconds, "tokens": tokens, "times": times, "sequences": len(pairs)}
@@ -107,10 +108,11 @@ def profile(model, tok, ids, n, sampling) -> dict:
     """Where one batch's time goes: operator self time by category, and the rest of the wall time
     (Python, generate's bookkeeping) outside any operator."""
     import time
+
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
-    from srlm_core.generation import generate_batch
+    from srlm_core.engine.transformers_backend import generate_batch
     short = Sampling(sampling.temperature, sampling.top_p, min(32, sampling.max_new_tokens))
     with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
         start = time.perf_counter()

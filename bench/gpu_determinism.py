@@ -20,9 +20,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.gpu_loop import SIZES, build, text  # noqa: E402
-from srlm_core import runtime  # noqa: E402
-from srlm_core.generation import Sampling, sample  # noqa: E402
-from srlm_core.judge import chat_prompt_ids  # noqa: E402
+from srlm_core.engine import runtime  # noqa: E402
+from srlm_core.engine.backend import Sampling  # noqa: E402
+from srlm_core.engine.prompts import chat_prompt_ids  # noqa: E402
+from srlm_core.engine.transformers_backend import sample  # noqa: E402
 
 
 def main() -> None:

@@ -23,13 +23,16 @@ import pyarrow as pa
 import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-from srlm_core import dpo, runtime, sft
-from srlm_core.backend import TransformersGenerator
-from srlm_core.generation import Sampling, sample
-from srlm_core.judge import Judge, Template, chat_prompt_ids
-from srlm_core.lineage import write_manifest
+from srlm_core.engine import runtime
+from srlm_core.engine.backend import Sampling
+from srlm_core.engine.prompts import chat_prompt_ids
+from srlm_core.engine.transformers_backend import TransformersGenerator, sample
+from srlm_core.judges.judge import Judge, Template
+from srlm_core.log.lineage import write_manifest
 from srlm_core.params import JudgeParams, parse_params
+from srlm_core.steps import dpo
 from srlm_core.storage import write_json, write_parquet
+from srlm_core.training import sft
 
 SIZES = {
     "0.4b": dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,

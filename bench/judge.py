@@ -20,10 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import machine, median_seconds, table, write_result  # noqa: E402
-from srlm_core import runtime  # noqa: E402
-from srlm_core.backend import TransformersGenerator  # noqa: E402
-from srlm_core.generation import Sampling  # noqa: E402
-from srlm_core.judge import Judge, Template  # noqa: E402
+from srlm_core.engine import runtime  # noqa: E402
+from srlm_core.engine.backend import Sampling  # noqa: E402
+from srlm_core.engine.transformers_backend import TransformersGenerator  # noqa: E402
+from srlm_core.judges.judge import Judge, Template  # noqa: E402
 from srlm_core.params import JudgeParams  # noqa: E402
 
 SEED = ROOT / "data" / "seed" / "oasst_seed.messages.jsonl"

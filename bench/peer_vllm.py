@@ -19,10 +19,10 @@ sys.path.insert(0, str(ROOT))
 
 def main() -> None:
     from bench.common import median_seconds
-    from srlm_core.generation import Sampling
-    from srlm_core.judge import chat_prompt_ids
+    from srlm_core.engine.backend import Sampling
+    from srlm_core.engine.prompts import chat_prompt_ids
+    from srlm_core.engine.vllm_backend import VllmGenerator
     from srlm_core.params import GenerationParams
-    from srlm_core.vllm_backend import VllmGenerator
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", type=Path, required=True)

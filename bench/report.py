@@ -32,7 +32,7 @@ def version(package: str) -> str:
 
 
 def render(results: list, gpu_section: str) -> str:
-    from srlm_core import runtime
+    from srlm_core.engine import runtime
     m = machine()
     versions = ", ".join(f"{p} {version(p)}" for p in PACKAGES)
     found = {r["name"]: r for r in results}

@@ -12,10 +12,17 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import SrlmError
-
 
 MATCHUP_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 MiB = 2**20
@@ -85,19 +92,24 @@ class DataParams(Section):
         ".jsonl's size; a .parquet's uncompressed size from its footer): a gzip bomb fails naming the file.")
 
 
-class SftParams(Section):
+class TrainingSchedule(Section):
+    """What SFT and DPO share: the method, the batch and the schedule's length, LoRA's shape. Each
+    sets its own learning rates, length limit and dropout (their defaults differ)."""
     method: Literal["full", "lora"] = Field("full", description="Full fine-tuning, or LoRA merged into a standalone checkpoint at the end.")
-    learning_rate: float = Field(5.5e-6, gt=0, description="Initial learning rate (paper: 5.5e-6).")
-    lr_end: float = Field(1.1e-6, ge=0, description="Learning rate reached by linear decay at the last step (paper: 1.1e-6).")
-    batch_size: int = Field(4, gt=0, description="Examples per forward pass.")
+    batch_size: int = Field(4, gt=0, description="Examples (DPO: pairs) per forward pass.")
     grad_accum: int = Field(4, gt=0, description="Accumulation steps; effective batch = batch_size x grad_accum (paper: 16).")
     epochs: float = Field(1.0, gt=0, description="Passes over the training data (ignored when max_steps > 0).")
     max_steps: int = Field(-1, ge=-1, description="Optimizer steps; -1 trains for `epochs`.")
+    lora_r: int = Field(16, gt=0, description="LoRA rank (method: lora).")
+    lora_alpha: int = Field(32, gt=0, description="LoRA alpha (method: lora).")
+
+
+class SftParams(TrainingSchedule):
+    learning_rate: float = Field(5.5e-6, gt=0, description="Initial learning rate (paper: 5.5e-6).")
+    lr_end: float = Field(1.1e-6, ge=0, description="Learning rate reached by linear decay at the last step (paper: 1.1e-6).")
     max_length: int = Field(768, gt=16, description="Token limit per example; longer examples are cut (EFT examples need ~600).")
     dropout: float = Field(0.1, ge=0, lt=1, description="Attention dropout of every attention layer while training, "
                            "and LoRA's dropout (paper: 0.1). Saved checkpoints keep their base's config.")
-    lora_r: int = Field(16, gt=0, description="LoRA rank (method: lora).")
-    lora_alpha: int = Field(32, gt=0, description="LoRA alpha (method: lora).")
 
 
 class TrainParams(Section):
@@ -165,7 +177,7 @@ class JudgeParams(Section):
     batch_size: int = Field(8, gt=0, description="Candidates judged together (rows = batch_size x samples; keep <= 32 on CPU).")
     injection: Literal["neutralise", "off"] = Field(
         "neutralise", description="Text in a judged response that speaks to the judge (score claims such as `Score: 5`, "
-        "'ignore the rubric', 'dear judge', 'give this full marks'; the rule is in srlm_core/injection.py): neutralise "
+        "'ignore the rubric', 'dear judge', 'give this full marks'; the rule is in srlm_core/judges/injection.py): neutralise "
         "cuts each sentence holding it from what the judge reads (the response itself is kept as written); off judges "
         "the text as it is. Either way every judgement records the sentences found (injection_spans) and whether "
         "they were cut (neutralised); reports/stats.json counts the candidates that carried any.")
@@ -265,28 +277,21 @@ class PairsParams(Section):
         return self
 
 
-class DpoParams(Section):
-    method: Literal["full", "lora"] = Field("full", description="Full fine-tuning (reference log-probs precomputed) or LoRA merged at the end.")
+class DpoParams(TrainingSchedule):
     beta: float = Field(0.1, gt=0, description="DPO beta (paper: 0.1).")
     learning_rate: float = Field(1e-6, gt=0, description="Initial learning rate (paper: 1e-6).")
     lr_end: float = Field(1e-7, ge=0, description="Learning rate at the last step (paper: 1e-7).")
-    batch_size: int = Field(4, gt=0, description="Pairs per forward pass.")
-    grad_accum: int = Field(4, gt=0, description="Accumulation steps; effective batch 16 by default.")
-    epochs: float = Field(1.0, gt=0, description="Passes over AIFT (ignored when max_steps > 0).")
-    max_steps: int = Field(-1, ge=-1, description="Optimizer steps; -1 trains for `epochs`.")
     max_length: int = Field(512, gt=16, description="Token limit of prompt + response.")
     dropout: float = Field(
         0.0, ge=0, lt=1, description="Attention dropout of the policy while training (and LoRA's dropout); the "
         "reference log-probs are always computed without dropout. Paper: 0.1; 0 here because dropout in the policy "
         "alone offsets its log-probs from the reference's before any update, so the loss starts above ln 2 and the "
         "logged DPO rewards measure the dropout, not the training (measured: docs/dropout.md).")
-    lora_r: int = Field(16, gt=0, description="LoRA rank (method: lora).")
-    lora_alpha: int = Field(32, gt=0, description="LoRA alpha (method: lora).")
     allow_empty: bool = Field(False, description="With zero pairs, carry Mt forward unchanged as M(t+1) (recorded) instead of failing.")
     eval_steps: int = Field(
         0, ge=0, description="Checkpoint selection (paper: every 200 steps, the best kept). N > 0: the policy is saved "
         "every N optimizer steps, and M(t+1) is the saved or final policy whose answers to held-out prompts the fixed "
-        "judge M0 scores highest (srlm_core/selection.py); the scores and the choice are in the model's manifest. "
+        "judge M0 scores highest (srlm_core/training/selection.py); the scores and the choice are in the model's manifest. "
         "0: the final policy.")
     selection_prompts: int = Field(
         16, gt=0, description="Eval-split seed prompts each candidate checkpoint answers for the selection "
@@ -520,29 +525,3 @@ def load_params(path: Path | str = "params.yaml") -> Params:
         raise SrlmError(f"{path}: empty (restore it with `git checkout {path.name}`, or write `{{}}` in it to use "
                         "every default)")
     return parse_params(raw, str(path))
-
-
-def params_markdown() -> str:
-    """The reference table in docs/params.md, generated from the field descriptions."""
-    lines = ["# params.yaml reference", "",
-             "Generated from `srlm_core/params.py` by `python -m srlm_core.params > docs/params.md`",
-             "(a test keeps it in sync). Unknown keys and out-of-range values fail at load time.", "",
-             "| key | default | meaning |", "| --- | --- | --- |"]
-
-    def walk(model: type[Section], prefix: str) -> None:
-        for name, field in model.model_fields.items():
-            annotation = field.annotation
-            if isinstance(annotation, type) and issubclass(annotation, Section):
-                walk(annotation, f"{prefix}{name}.")
-            else:
-                default = field.default_factory() if field.default_factory else field.default
-                if isinstance(default, dict):
-                    default = {k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in default.items()}
-                lines.append(f"| `{prefix}{name}` | `{default!r}` | {field.description or ''} |")
-
-    walk(Params, "")
-    return "\n".join(lines) + "\n"
-
-
-if __name__ == "__main__":
-    print(params_markdown(), end="")

@@ -6,8 +6,8 @@
 import argparse
 import logging
 
-from srlm_core import base_model
 from srlm_core.stage import run_stage
+from srlm_core.steps import base
 
 
 def main() -> None:
@@ -16,7 +16,7 @@ def main() -> None:
     args = parser.parse_args()
 
     def body(params):
-        manifest = base_model.run(params.model, args.out, params.generation.dtype)
+        manifest = base.run(params.model, args.out, params.generation.dtype)
         logging.info("wrote %s (hash %s) from %s", args.out, manifest["hash"][:12], manifest["source"]["location"])
 
     run_stage("base", body)

@@ -7,8 +7,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from srlm_core import candidates
 from srlm_core.stage import run_stage
+from srlm_core.steps import candidates
 
 
 def main() -> None:

@@ -8,8 +8,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from srlm_core import dpo
-from srlm_core.launch import run_training_stage
+from srlm_core.steps import dpo
+from srlm_core.training.launch import run_training_stage
 
 
 def main() -> None:

@@ -8,8 +8,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from srlm_core import eft
 from srlm_core.stage import run_stage
+from srlm_core.steps import eft
 
 
 def main() -> None:

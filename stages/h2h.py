@@ -7,8 +7,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from srlm_core import h2h
 from srlm_core.stage import run_stage
+from srlm_core.steps import h2h
 
 
 def main() -> None:

@@ -7,8 +7,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from srlm_core import judging
 from srlm_core.stage import run_stage
+from srlm_core.steps import judge
 
 
 def main() -> None:
@@ -19,7 +19,7 @@ def main() -> None:
     args = parser.parse_args()
 
     def body(params):
-        s = judging.run(params, iteration=args.iteration, model_dir=args.model, events_root=args.events)
+        s = judge.run(params, iteration=args.iteration, model_dir=args.model, events_root=args.events)
         mean = "n/a" if s["mean_score"] is None else f"{s['mean_score']:.2f}"
         logging.info("iteration %d: %d judgements, %d with a score (%.0f%%), mean score %s", args.iteration,
                      s["judgements"], s["parsed"], 100 * s["parse_rate"], mean)

@@ -8,8 +8,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from srlm_core import self_instruct
 from srlm_core.stage import run_stage
+from srlm_core.steps import prompts
 
 
 def main() -> None:
@@ -22,8 +22,8 @@ def main() -> None:
     args = parser.parse_args()
 
     def body(params):
-        generator = self_instruct.generator_folder(params.prompts.generator, current=args.model, base=args.fixed)
-        s = self_instruct.run(params, iteration=args.iteration, generator_dir=generator, ift_path=args.ift,
+        generator = prompts.generator_folder(params.prompts.generator, current=args.model, base=args.fixed)
+        s = prompts.run(params, iteration=args.iteration, generator_dir=generator, ift_path=args.ift,
                               events_root=args.events)
         logging.info("iteration %d: kept %d prompts written by %s; rejected %d %s", args.iteration, s["kept"],
                      generator, s["rejected"], s["reasons"])

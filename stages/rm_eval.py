@@ -8,8 +8,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from srlm_core import rm_eval
 from srlm_core.stage import run_stage
+from srlm_core.steps import rm_eval
 
 
 def main() -> None:

@@ -6,8 +6,8 @@
 import argparse
 import logging
 
-from srlm_core import seed_data
 from srlm_core.stage import run_stage
+from srlm_core.steps import seed
 
 
 def main() -> None:
@@ -17,7 +17,7 @@ def main() -> None:
     args = parser.parse_args()
 
     def body(params):
-        summary = seed_data.run(params.data, args.out, args.events)
+        summary = seed.run(params.data, args.out, args.events)
         logging.info("%d IFT examples, ranked groups %s, dropped %s", summary["ift_examples"],
                      summary["ranked_groups_by_split"], summary["dropped"])
 

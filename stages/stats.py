@@ -7,8 +7,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from srlm_core import run_stats
 from srlm_core.stage import run_stage
+from srlm_core.steps import stats
 
 
 def main() -> None:
@@ -19,8 +19,8 @@ def main() -> None:
     args = parser.parse_args()
 
     def body(params):
-        stats = run_stats.run(params, events_root=args.events, metrics_root=args.metrics, out_dir=args.out)
-        for name, row in stats["iterations"].items():
+        result = stats.run(params, events_root=args.events, metrics_root=args.metrics, out_dir=args.out)
+        for name, row in result["iterations"].items():
             logging.info("%s: %s prompts kept of %s, %s pairs, candidates %.0f chars, chosen %s vs rejected %s chars",
                          name, row["prompts_kept"], row["prompts_generated"], row["prompts_paired"],
                          row["candidate_chars"] or 0, row["chosen_chars"], row["rejected_chars"])

@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from tiny_model import save_tiny_judge_model, save_tiny_model, save_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,8 +85,8 @@ def real_m0(tmp_path_factory) -> Path:
     """The real base model, SmolLM2-135M-Instruct from the packaged GGUF, in fp32 on every processor
     (so a lossless-conversion check stays exact where auto would pick bf16); about a minute on 2
     cores, built once per session."""
-    from srlm_core import base_model
     from srlm_core.params import ModelParams
+    from srlm_core.steps import base as base_model
 
     out = tmp_path_factory.mktemp("real") / "M0"
     base_model.run(ModelParams(dtype="float32"), out)
@@ -105,7 +104,7 @@ def tiny_srlm_model(tmp_path_factory, tiny_model_dir) -> Path:
     """The tiny model as a model folder written by srlm (with a manifest), named M1."""
     import shutil
 
-    from srlm_core.lineage import write_manifest
+    from srlm_core.log.lineage import write_manifest
 
     out = tmp_path_factory.mktemp("models") / "M1"
     shutil.copytree(tiny_model_dir, out)
@@ -120,6 +119,6 @@ def tiny32(tiny_srlm_model):
     AMX, rounds the two differently."""
     import torch
 
-    from srlm_core import runtime
+    from srlm_core.engine import runtime
 
     return runtime.load(tiny_srlm_model, dtype=torch.float32)

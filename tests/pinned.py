@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from srlm_core import runtime
+from srlm_core.engine import runtime
 
 PINS = Path(__file__).parent / "pinned" / "tiny_pipeline.json"
 

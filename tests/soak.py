@@ -88,8 +88,8 @@ def resumes(work: Path) -> dict[str, int]:
 
 
 def rows(repo: Path) -> dict[str, list]:
-    from srlm_core.eventlog import EventLog
-    from srlm_core.events import BY_TABLE
+    from srlm_core.log.eventlog import EventLog
+    from srlm_core.log.events import BY_TABLE
 
     log = EventLog(repo / "data" / "events")
     return {table: sorted(log.read(kind).to_pylist(), key=lambda r: r[kind.ID_FIELD])

@@ -16,16 +16,16 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from srlm_core import query
-from srlm_core.eventlog import EventLog, stray_files, tampered_files
-from srlm_core.lineage import read_manifest, verify
+from srlm_core.log import query
+from srlm_core.log.eventlog import EventLog, stray_files, tampered_files
+from srlm_core.log.lineage import read_manifest, verify
 
 REPO = Path(__file__).resolve().parents[1]
 
 APPEND = """
 import sys
-from srlm_core.eventlog import EventLog
-from srlm_core.events import PromptAdded
+from srlm_core.log.eventlog import EventLog
+from srlm_core.log.events import PromptAdded
 log = EventLog(sys.argv[1])
 batch = len(log.files())   # a new child continues where the killed one stopped
 while True:
@@ -39,7 +39,7 @@ while True:
 PUBLISH = """
 import os, sys
 from pathlib import Path
-from srlm_core.lineage import staging, write_manifest
+from srlm_core.log.lineage import staging, write_manifest
 out, n = Path(sys.argv[1]), 0
 while True:
     with staging(out) as tmp:

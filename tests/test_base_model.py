@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from srlm_core import base_model
 from srlm_core.errors import SrlmError
-from srlm_core.lineage import chain, verify
+from srlm_core.log.lineage import chain, verify
 from srlm_core.params import ModelParams
+from srlm_core.steps import base as base_model
 
 
 def test_resolve_forms(tmp_path, tiny_model_dir):

@@ -7,14 +7,14 @@ import subprocess
 import sys
 
 import pytest
+from conftest import REPO, SEED, small_tree, write_jsonl
+from test_eventlog import prompt
+from test_lineage import make_model
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from conftest import REPO, SEED, small_tree, write_jsonl
 from srlm_core.cli import app
-from srlm_core.eventlog import EventLog
-from test_eventlog import prompt
-from test_lineage import make_model
+from srlm_core.log.eventlog import EventLog
 
 runner = CliRunner()
 

@@ -9,10 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from srlm_core.cli import app
-from srlm_core.diffing import diff
 from srlm_core.errors import SrlmError
-from srlm_core.eventlog import EventLog
-from srlm_core.events import CandidateGenerated, PairBuilt, PromptAdded
+from srlm_core.log.eventlog import EventLog
+from srlm_core.log.events import CandidateGenerated, PairBuilt, PromptAdded
+from srlm_core.reporting.diff import diff
 
 runner = CliRunner()
 

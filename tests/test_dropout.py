@@ -11,11 +11,13 @@ import shutil
 
 import pyarrow as pa
 import torch
-
-from srlm_core import dpo, runtime, sft
-from srlm_core.lineage import write_manifest
-from srlm_core.params import parse_params
 from test_training import aift
+
+from srlm_core.engine import runtime
+from srlm_core.log.lineage import write_manifest
+from srlm_core.params import parse_params
+from srlm_core.steps import dpo
+from srlm_core.training import sft
 
 SMALL = {"max_steps": 2, "batch_size": 2, "grad_accum": 1, "max_length": 64}
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO
+
 from srlm_core.code_deps import closure
 
 SCRIPT = re.compile(r"python (stages/\w+\.py)")
@@ -38,13 +38,14 @@ def test_every_stage_depends_on_the_code_it_runs():
 
 def test_a_removed_dependency_is_found():
     dvc_yaml = yaml.safe_load((REPO / "dvc.yaml").read_text())
-    stages(dvc_yaml)["pairs"]["deps"].remove("srlm_core/sql/pairs.sql")
-    stages(dvc_yaml)["candidates"]["deps"].remove("srlm_core/events.py")
-    assert missing(dvc_yaml, REPO) == {"pairs": ["srlm_core/sql/pairs.sql"], "candidates": ["srlm_core/events.py"]}
+    stages(dvc_yaml)["pairs"]["deps"].remove("srlm_core/steps/pairs.sql")
+    stages(dvc_yaml)["candidates"]["deps"].remove("srlm_core/log/events.py")
+    assert missing(dvc_yaml, REPO) == {"pairs": ["srlm_core/steps/pairs.sql"], "candidates": ["srlm_core/log/events.py"]}
 
 
 @pytest.mark.parametrize("source, found", [
-    ("from srlm_core import judge\n", {"srlm_core/__init__.py", "srlm_core/judge.py"}),
+    ("from srlm_core.judges import judge\n", {"srlm_core/__init__.py", "srlm_core/judges/__init__.py",
+                                             "srlm_core/judges/judge.py", "srlm_core/engine/prompts.py"}),
     ("def f():\n    from srlm_core.cli import sql\n", {"srlm_core/__init__.py", "srlm_core/cli/__init__.py",
                                                       "srlm_core/cli/sql.py"}),
     ("import json\nfrom rich import print\n", set()),

@@ -9,12 +9,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from srlm_core import eft
-from srlm_core.eft import group_verdict, points, target
 from srlm_core.journal import Journal
-from srlm_core.judge import Judgement
+from srlm_core.judges.judge import Judgement
 from srlm_core.params import parse_params
-from srlm_core.seed_data import GROUPS_SCHEMA
+from srlm_core.steps import eft
+from srlm_core.steps.eft import group_verdict, points, target
+from srlm_core.steps.seed import GROUPS_SCHEMA
 from srlm_core.storage import write_parquet
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import SEED_EVAL, SHARED, write_jsonl
+
 from srlm_core.errors import InputError
-from srlm_core.eval_prompts import read_eval_prompts
+from srlm_core.inputs.eval_prompts import read_eval_prompts
 
 
 def test_all_accepted_formats(tmp_path):

@@ -9,8 +9,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from srlm_core.eventlog import EventLog, EventLogError, tampered_files
-from srlm_core.events import CandidateGenerated, JudgementRecorded, PairBuilt, PromptAdded, sampling_json
+from srlm_core.log.eventlog import EventLog, EventLogError, tampered_files
+from srlm_core.log.events import (
+    CandidateGenerated,
+    JudgementRecorded,
+    PairBuilt,
+    PromptAdded,
+    sampling_json,
+)
 
 
 def prompt(text: str, iteration: int = 1) -> PromptAdded:

@@ -8,9 +8,9 @@ import re
 
 import pytest
 import yaml
-
 from conftest import REPO
 from pipeline import clone_repo, dvc, merge, srlm
+
 from srlm_core.hashing import sha256_file
 from srlm_core.params import load_params
 

@@ -3,10 +3,14 @@
 import pytest
 import torch
 
-from srlm_core import runtime
-from srlm_core.backend import TransformersGenerator
-from srlm_core.generation import Sampling, plan_batches, sample
-from srlm_core.judge import Judge, Template
+from srlm_core.engine import runtime
+from srlm_core.engine.backend import Sampling
+from srlm_core.engine.transformers_backend import (
+    TransformersGenerator,
+    plan_batches,
+    sample,
+)
+from srlm_core.judges.judge import Judge, Template
 
 TEMPLATE = "srlm_core/templates/judge_additive_v1.txt"
 
@@ -73,9 +77,12 @@ def test_nucleus_sampler_draws_from_transformers_top_p_distribution():
     """The draws follow temperature + TopPLogitsWarper's distribution, where the top k hold the
     nucleus (peaked row) and where they do not (flat row, sorted in full): every draw inside the
     kept set, frequencies within sampling error of the probabilities."""
-    from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
+    from transformers.generation.logits_process import (
+        TemperatureLogitsWarper,
+        TopPLogitsWarper,
+    )
 
-    from srlm_core.generation import NucleusSampler
+    from srlm_core.engine.transformers_backend import NucleusSampler
 
     torch.manual_seed(0)
     draws = 40_000
@@ -96,7 +103,7 @@ def test_deterministic_algorithms_are_turned_on_for_cuda_only(tiny, monkeypatch,
     differed without them); the CPU path repeats anyway and keeps its faster kernels."""
     from types import SimpleNamespace
 
-    from srlm_core.backend import open_generator
+    from srlm_core.engine.backend import open_generator
     from srlm_core.params import GenerationParams
 
     _, tokenizer, h = tiny

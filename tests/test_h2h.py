@@ -8,10 +8,16 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
+from srlm_core.engine.backend import open_generator
 from srlm_core.errors import SrlmError
-from srlm_core.evaluator import EndpointEvaluator, LocalEvaluator, PairwiseTemplate, parse_verdict
-from srlm_core.params import EvaluatorParams, parse_params
-from srlm_core.win_rate import outcome, summarise
+from srlm_core.judges.evaluator import (
+    EndpointEvaluator,
+    LocalEvaluator,
+    PairwiseTemplate,
+    parse_verdict,
+)
+from srlm_core.params import EvaluatorParams, GenerationParams, parse_params
+from srlm_core.reporting.win_rate import outcome, summarise
 
 TEMPLATE = "srlm_core/templates/h2h_pairwise_v1.txt"
 
@@ -42,7 +48,7 @@ def test_win_rate_counts_ties_as_half_and_has_a_seeded_interval():
 
 def test_mean_preference_cancels_position_bias():
     # The evaluator always prefers position A (0.9 vs 0.6), but a's answer more so in either position.
-    from srlm_core.win_rate import preference
+    from srlm_core.reporting.win_rate import preference
 
     prefs = [preference(0.9, 0.6), preference(0.9, 0.6)]
     assert prefs == pytest.approx([0.65, 0.65])
@@ -80,8 +86,9 @@ def test_template_without_placeholders_is_refused(tmp_path):
 def test_local_evaluator_gives_the_same_verdict_whatever_its_batch(tiny_srlm_model):
     items = [("Q?", "short", "a much longer answer " * 5), ("Another question?", "x", "y")]
     cfg = EvaluatorParams(batch_size=2)
-    together = LocalEvaluator(tiny_srlm_model, cfg, PairwiseTemplate.load(TEMPLATE)).compare(items)
-    alone = LocalEvaluator(tiny_srlm_model, EvaluatorParams(batch_size=1), PairwiseTemplate.load(TEMPLATE)).compare(items)
+    gen = open_generator(GenerationParams(), tiny_srlm_model)
+    together = LocalEvaluator(gen, "tiny", cfg, PairwiseTemplate.load(TEMPLATE)).compare(items)
+    alone = LocalEvaluator(gen, "tiny", EvaluatorParams(batch_size=1), PairwiseTemplate.load(TEMPLATE)).compare(items)
     assert [v.choice for v in together] == [v.choice for v in alone]
     assert all(v.choice in ("A", "B") and v.raw.startswith("P(A)=") for v in together)
 
@@ -138,7 +145,7 @@ def test_endpoint_evaluator_needs_its_key(monkeypatch):
 
 def test_unreachable_endpoint_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("SRLM_TEST_KEY", "k")
-    monkeypatch.setattr("srlm_core.evaluator.time.sleep", lambda s: None)
+    monkeypatch.setattr("srlm_core.judges.evaluator.time.sleep", lambda s: None)
     cfg = EvaluatorParams(kind="endpoint", base_url="http://127.0.0.1:9/v1", endpoint_model="m",
                           api_key_env="SRLM_TEST_KEY", timeout_s=2)
     with pytest.raises(SrlmError, match="no answer"):

@@ -23,13 +23,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import REPO, SEED_EVAL, message, small_tree, write_jsonl
+
 from srlm_core.errors import InputError, SrlmError
-from srlm_core.eval_prompts import read_eval_prompts
-from srlm_core.oasst import ReadLimits
+from srlm_core.inputs.eval_prompts import read_eval_prompts
+from srlm_core.inputs.oasst import ReadLimits
 from srlm_core.params import DataParams, load_params
-from srlm_core.seed_data import build, run
+from srlm_core.steps.seed import build, run
 
 HOSTILE = Path(__file__).parent / "hostile"
 

@@ -10,13 +10,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from srlm_core import runtime
-from srlm_core.backend import TransformersGenerator
-from srlm_core.eventlog import EventLog
-from srlm_core.events import JudgementRecorded
-from srlm_core.generation import Sampling
-from srlm_core.injection import neutralise, spans
-from srlm_core.judge import Judge, Template
+from srlm_core.engine import runtime
+from srlm_core.engine.backend import Sampling
+from srlm_core.engine.transformers_backend import TransformersGenerator
+from srlm_core.judges.injection import neutralise, spans
+from srlm_core.judges.judge import Judge, Template
+from srlm_core.log.eventlog import EventLog
+from srlm_core.log.events import JudgementRecorded
 from srlm_core.params import JudgeParams
 
 TEMPLATE = JudgeParams().template

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from srlm_core import runtime
-from srlm_core.backend import TransformersGenerator
+from srlm_core.engine import runtime
+from srlm_core.engine.backend import Sampling
+from srlm_core.engine.transformers_backend import TransformersGenerator
 from srlm_core.errors import SrlmError
-from srlm_core.generation import Sampling
-from srlm_core.judge import Judge, Template, parse_score
+from srlm_core.judges.judge import Judge, Template, parse_score
 
 TEMPLATE = "srlm_core/templates/judge_additive_v1.txt"
 

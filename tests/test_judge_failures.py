@@ -10,18 +10,19 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
-from srlm_core import pairs, runtime
-from srlm_core.backend import TransformersGenerator
-from srlm_core.errors import SrlmError
-from srlm_core.eventlog import EventLog
-from srlm_core.events import PairBuilt, PairSkipped
-from srlm_core.generation import Sampling
-from srlm_core.judge import Judge, Template, parse_score
-from srlm_core.params import parse_params
-from srlm_core.query import run_query
 from test_pairs import add_prompt
+
+from srlm_core.engine import runtime
+from srlm_core.engine.backend import Sampling
+from srlm_core.engine.transformers_backend import TransformersGenerator
+from srlm_core.errors import SrlmError
+from srlm_core.judges.judge import Judge, Template, parse_score
+from srlm_core.log.eventlog import EventLog
+from srlm_core.log.events import PairBuilt, PairSkipped
+from srlm_core.log.query import run_query
+from srlm_core.params import parse_params
+from srlm_core.steps import pairs
 
 PAIR_TABLES = (PairBuilt.TABLE, PairSkipped.TABLE)
 

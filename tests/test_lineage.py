@@ -5,11 +5,18 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_eventlog import prompt
 
 from srlm_core.errors import SrlmError
-from srlm_core.eventlog import EventLog
-from srlm_core.lineage import chain, data_hashes, read_manifest, staging, verify, write_manifest
-from test_eventlog import prompt
+from srlm_core.log.eventlog import EventLog
+from srlm_core.log.lineage import (
+    chain,
+    data_hashes,
+    read_manifest,
+    staging,
+    verify,
+    write_manifest,
+)
 
 
 def make_model(root, name, parent=None, content=b"weights", data=None):
@@ -83,8 +90,8 @@ def test_m0_is_written_in_model_dtype_and_its_manifest_says_which(tmp_path, tiny
     resolved to on this machine."""
     from safetensors import safe_open
 
-    from srlm_core import base_model
     from srlm_core.params import ModelParams
+    from srlm_core.steps import base as base_model
 
     monkeypatch.delenv("SRLM_DTYPE", raising=False)
     manifest = base_model.run(ModelParams(base=str(tiny_model_dir), dtype=model_dtype), tmp_path / "M0",

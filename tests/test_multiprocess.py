@@ -26,11 +26,11 @@ import pytest
 import yaml
 from safetensors import safe_open
 
-from srlm_core import launch
 from srlm_core.errors import SrlmError
-from srlm_core.lineage import model_problems
+from srlm_core.log.lineage import model_problems
 from srlm_core.params import parse_params
 from srlm_core.storage import write_json, write_parquet
+from srlm_core.training.trainer import launch
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "configs" / "accelerate").glob("*.yaml"))
@@ -143,7 +143,10 @@ def test_bad_process_params_fail_at_load_naming_the_key(tmp_path):
 def test_shipped_accelerate_configs_are_valid(config, kind):
     """Each shipped config loads as params and as an accelerate launch (without starting it); the
     process count comes from train.num_processes."""
-    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.commands.launch import (
+        _validate_launch_command,
+        launch_command_parser,
+    )
 
     path = REPO / "configs" / "accelerate" / f"{config}.yaml"
     train = parse_params({"train": {"num_processes": 4, "accelerate_config": str(path)}}).train

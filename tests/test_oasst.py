@@ -9,12 +9,12 @@ import shutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import SEED, message, small_tree, write_jsonl
-from srlm_core.conversations import check_structure
+
 from srlm_core.errors import InputError
-from srlm_core import oasst
-from srlm_core.oasst import read_messages
+from srlm_core.inputs import oasst
+from srlm_core.inputs.conversations import check_structure
+from srlm_core.inputs.oasst import read_messages
 
 
 def to_trees(records: list[dict]) -> list[dict]:

@@ -5,10 +5,16 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
-from srlm_core.eventlog import EventLog
-from srlm_core.events import CandidateGenerated, JudgementRecorded, PairBuilt, PairSkipped, PromptAdded
-from srlm_core.pairs import run
+from srlm_core.log.eventlog import EventLog
+from srlm_core.log.events import (
+    CandidateGenerated,
+    JudgementRecorded,
+    PairBuilt,
+    PairSkipped,
+    PromptAdded,
+)
 from srlm_core.params import parse_params
+from srlm_core.steps.pairs import run
 
 JUDGE = "j" * 64
 
@@ -103,7 +109,7 @@ def test_select_is_the_same_for_any_thread_count(tmp_path):
     import random
     from fractions import Fraction
 
-    from srlm_core.pairs import select
+    from srlm_core.steps.pairs import select
 
     rng = random.Random(7)
     log = EventLog(tmp_path / "events")
@@ -135,7 +141,7 @@ def test_select_is_the_same_for_any_thread_count(tmp_path):
 
 def test_a_candidate_judged_under_two_prompt_ids_is_refused(tmp_path, log):
     from srlm_core.errors import SrlmError
-    from srlm_core.pairs import select
+    from srlm_core.steps.pairs import select
 
     log, ids = log
     judgement = log.read(JudgementRecorded, 1).to_pylist()[0]
@@ -147,7 +153,7 @@ def test_a_candidate_judged_under_two_prompt_ids_is_refused(tmp_path, log):
 
 def test_a_judged_candidate_missing_from_candidates_is_refused(tmp_path, log):
     from srlm_core.errors import SrlmError
-    from srlm_core.pairs import select
+    from srlm_core.steps.pairs import select
 
     log, ids = log
     judgement = log.read(JudgementRecorded, 1).to_pylist()[0]

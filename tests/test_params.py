@@ -63,7 +63,7 @@ def test_every_params_key_is_documented_and_in_params_yaml():
 
 
 def test_params_doc_is_generated_from_the_code():
-    from srlm_core.params import params_markdown
+    from srlm_core.params_doc import params_markdown
 
     assert (REPO / "docs" / "params.md").read_text(encoding="utf-8") == params_markdown()
 

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
-from conftest import REPO
 import pinned
+import pytest
+from conftest import REPO
 from pipeline import clone_repo, dvc, git, run, srlm
 
 SMALL = {
@@ -230,7 +229,7 @@ def test_editing_a_helper_makes_the_stages_that_run_it_stale(repo):
 
     from srlm_core.code_deps import closure
 
-    helper = "srlm_core/similarity.py"
+    helper = "srlm_core/inputs/similarity.py"
     declared = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
     runs_it = set()
     for name, stage in declared.items():

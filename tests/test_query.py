@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from test_eventlog import prompt
 
 from srlm_core.errors import SrlmError
-from srlm_core.eventlog import EventLog
-from srlm_core.query import SHIPPED_VIEWS, run_query, shipped_views_sql
-from test_eventlog import prompt
+from srlm_core.log.eventlog import EventLog
+from srlm_core.log.query import SHIPPED_VIEWS, run_query, shipped_views_sql
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from pipeline import clone_repo, dvc, srlm
 
 MINIMAL = {

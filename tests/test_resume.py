@@ -17,14 +17,16 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from pipeline import BIN, clone_repo, dvc, srlm
 from transformers import TrainerCallback
 
-from pipeline import BIN, clone_repo, dvc, srlm
-from srlm_core import runtime, sft
-from srlm_core.generation import Sampling, sample
+from srlm_core.engine import runtime
+from srlm_core.engine.backend import Sampling
+from srlm_core.engine.transformers_backend import sample
 from srlm_core.hashing import folder_hash
 from srlm_core.journal import Journal
 from srlm_core.params import parse_params
+from srlm_core.training import sft
 
 
 def test_journal_keys_chunks_by_input(tmp_path):

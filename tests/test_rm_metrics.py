@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from srlm_core.rm_metrics import compute
+from srlm_core.reporting.rm_metrics import compute
 
 
 def group(gid, *replies):

@@ -7,16 +7,16 @@ from collections import Counter
 
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import SEED, SEED_EVAL, small_tree, write_jsonl
-from srlm_core.conversations import counts
-from srlm_core.errors import InputError
-from srlm_core.eventlog import EventLog
-from srlm_core.events import PromptAdded
-from srlm_core.oasst import read_messages
-from srlm_core.params import DataParams
-from srlm_core.seed_data import build, run
 from test_oasst import to_trees
+
+from srlm_core.errors import InputError
+from srlm_core.inputs.conversations import counts
+from srlm_core.inputs.oasst import read_messages
+from srlm_core.log.eventlog import EventLog
+from srlm_core.log.events import PromptAdded
+from srlm_core.params import DataParams
+from srlm_core.steps.seed import build, run
 
 
 def params(**overrides) -> DataParams:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from srlm_core.self_instruct import PromptFilter, parse, request_text
-from srlm_core.similarity import most_similar, rouge_l
+from srlm_core.inputs.similarity import most_similar, rouge_l
+from srlm_core.steps.prompts import PromptFilter, parse, request_text
 
 
 def test_rouge_l():
@@ -58,7 +58,7 @@ def test_kept_prompts_are_compared_with_later_ones(filt):
 def test_the_prompt_writer_is_m0_the_current_model_or_a_model_folder(tmp_path):
     from srlm_core.errors import SrlmError
     from srlm_core.params import PromptsParams, parse_params
-    from srlm_core.self_instruct import generator_folder
+    from srlm_core.steps.prompts import generator_folder
 
     folders = {}
     for name in ("M0", "M1", "SFT"):

@@ -12,13 +12,13 @@ import sys
 import time
 
 import pytest
+from test_eventlog import prompt
 from typer.testing import CliRunner
 
 from srlm_core.cli import app
 from srlm_core.errors import SrlmError
-from srlm_core.eventlog import EventLog
-from srlm_core.query import run_query
-from test_eventlog import prompt
+from srlm_core.log.eventlog import EventLog
+from srlm_core.log.query import run_query
 
 runner = CliRunner()
 

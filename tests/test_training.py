@@ -8,10 +8,13 @@ import pyarrow as pa
 import pytest
 import torch
 
-from srlm_core import dpo, runtime, sft
+from srlm_core.engine import runtime
 from srlm_core.errors import SrlmError
 from srlm_core.params import parse_params
+from srlm_core.steps import dpo
+from srlm_core.steps import sft as sft_step
 from srlm_core.storage import write_json, write_parquet
+from srlm_core.training import sft
 
 
 def test_prompt_tokens_carry_no_loss(tiny_srlm_model, tmp_path):
@@ -153,7 +156,8 @@ def test_positive_only_trains_with_sft(tiny_srlm_model, tmp_path):
 @pytest.fixture(scope="module")
 def seed_outputs(tmp_path_factory):
     from conftest import SEED, SEED_EVAL
-    from srlm_core import seed_data
+
+    from srlm_core.steps import seed as seed_data
 
     root = tmp_path_factory.mktemp("seed")
     params = parse_params({"data": {"source": str(SEED), "eval_prompts": str(SEED_EVAL)}})
@@ -162,7 +166,7 @@ def seed_outputs(tmp_path_factory):
 
 
 def run_eft(tiny_srlm_model, seed_outputs, tmp_path, **eft):
-    from srlm_core import eft as eft_stage
+    from srlm_core.steps import eft as eft_stage
 
     params = parse_params({"eft": {"max_groups": 3, **eft},
                            "judge": {"max_new_tokens": 4, "max_prompt_tokens": 32, "max_response_tokens": 32}})
@@ -181,7 +185,7 @@ def test_eft_fallback_is_recorded_down_to_m1(tiny_srlm_model, seed_outputs, tmp_
     assert summary["fallback"] == "ift_only" and summary["examples"] == 0
     assert summary["judged_groups"] == 3 and summary["kept_groups"] + sum(summary["dropped_groups"].values()) == 3
     params = parse_params({"sft": {"max_steps": 1, "batch_size": 1, "grad_accum": 1, "max_length": 64}})
-    manifest = sft.run(params, name="M1", base_dir=tiny_srlm_model, ift_path=seed_outputs / "processed" /
+    manifest = sft_step.run(params, name="M1", base_dir=tiny_srlm_model, ift_path=seed_outputs / "processed" /
                        "ift.parquet", eft_dir=tmp_path / "eft", out_dir=tmp_path / "M1x", metrics_dir=tmp_path / "m")
     assert manifest["training_data"]["name"].startswith("IFT (EFT fallback") and manifest["eft_examples"] == 0
     summary = run_eft(tiny_srlm_model, seed_outputs, tmp_path / "u", min_examples=1000, fallback="unfiltered")

@@ -8,12 +8,14 @@ from types import SimpleNamespace
 
 import pyarrow as pa
 import pytest
+from test_training import aift
 
-from srlm_core import dpo, runtime, sft
+from srlm_core.engine import runtime
 from srlm_core.errors import SrlmError
 from srlm_core.params import parse_params
-from srlm_core.training import StopOnNonFinite, TrainingDiverged
-from test_training import aift
+from srlm_core.steps import dpo
+from srlm_core.training import sft
+from srlm_core.training.trainer import StopOnNonFinite, TrainingDiverged
 
 SMALL = {"max_steps": 4, "batch_size": 1, "grad_accum": 1, "max_length": 64}
 

@@ -9,11 +9,11 @@ import shutil
 
 import pytest
 import yaml
+from test_eventlog import prompt
 from typer.testing import CliRunner
 
 from srlm_core.cli import app
-from srlm_core.eventlog import EventLog
-from test_eventlog import prompt
+from srlm_core.log.eventlog import EventLog
 
 runner = CliRunner()
 
@@ -148,7 +148,7 @@ def test_a_deleted_manifest_is_named(run_dir):
 
 
 def add_child(run_dir, name="M2", parent="M1"):
-    from srlm_core.lineage import write_manifest
+    from srlm_core.log.lineage import write_manifest
 
     folder = run_dir / "models" / name
     folder.mkdir()

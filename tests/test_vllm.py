@@ -16,10 +16,10 @@ pytest.importorskip("vllm")
 import torch  # noqa: E402
 from transformers import AutoModelForCausalLM  # noqa: E402
 
-from srlm_core.generation import Sample, Sampling  # noqa: E402
+from srlm_core.engine.backend import Sample, Sampling  # noqa: E402
+from srlm_core.engine.vllm_backend import VllmGenerator  # noqa: E402
 from srlm_core.journal import Journal  # noqa: E402
 from srlm_core.params import GenerationParams  # noqa: E402
-from srlm_core.vllm_backend import VllmGenerator  # noqa: E402
 
 QUESTIONS = ["What is the capital of France?", "Write a haiku about rain.", "Explain recursion briefly.",
              "Name three prime numbers.", "Why is the sky blue?"]
@@ -31,7 +31,7 @@ def tiny_vllm_model(tmp_path_factory, tokenizer_dir) -> Path:
     ("Unsupported CPU attention configuration: head_dim=8"); its sizes start at 32."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from srlm_core.lineage import write_manifest
+    from srlm_core.log.lineage import write_manifest
 
     out = tmp_path_factory.mktemp("models") / "M1"
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)

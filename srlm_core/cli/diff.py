@@ -9,7 +9,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from ..diffing import STATS, diff as compute
+from ..reporting.diff import STATS
+from ..reporting.diff import diff as compute
 from .output import print_json
 
 

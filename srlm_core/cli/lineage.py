@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from .. import lineage as lib
 from ..errors import SrlmError
+from ..log import lineage as lib
 from .output import print_json
 
 

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..run_summary import collect, preference_text
+from ..reporting.summary import collect, preference_text
 from .output import print_json
 
 MODEL_COLUMNS = [("model", "model"), ("kind", "kind"), ("steps", "steps"), ("final_loss", "loss"),

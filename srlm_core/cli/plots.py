@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from ..errors import SrlmError
-from ..offline_plots import html_template
+from ..reporting.plots import html_template
 
 
 def plots(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .. import report as lib
+from ..reporting import report as lib
 
 
 def report(

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import typer
 
-from ..query import MAX_ROWS, MEMORY_LIMIT, TIMEOUT_S, check_events_root, current_views_sql, run_query
+from ..log.query import (
+    MAX_ROWS,
+    MEMORY_LIMIT,
+    TIMEOUT_S,
+    check_events_root,
+    current_views_sql,
+    run_query,
+)
 from .output import print_rows
 
 

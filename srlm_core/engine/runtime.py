@@ -1,0 +1,93 @@
+"""Loading and saving checkpoints for the loop: dtype by capability, seeding, threads."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from ..errors import SrlmError
+from ..log.lineage import read_manifest
+
+log = logging.getLogger(__name__)
+
+
+def compute_dtype(choice: str = "auto") -> torch.dtype:
+    """bf16 only where the hardware has native bf16 matmuls (CUDA with bf16, CPUs with AMX or
+    AVX512-BF16); fp32 otherwise. Emulated bf16 on an AVX2-only CPU is slower than fp32 and loses
+    precision. `choice` (generation.dtype) or the SRLM_DTYPE variable overrides the detection."""
+    forced = os.environ.get("SRLM_DTYPE") or (None if choice == "auto" else choice)
+    if forced:
+        return getattr(torch, forced)
+    if torch.cuda.is_available():
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    return torch.bfloat16 if cpu_flags() & {"amx_bf16", "avx512_bf16"} else torch.float32
+
+
+def cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    return {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def load(model_dir: Path | str, *, for_training: bool = False, dropout: float = 0.0, dtype: torch.dtype | None = None):
+    """A model folder written by srlm -> (model, tokenizer, manifest hash). For training: fp32 master
+    weights, in train mode, with attention dropout `dropout` (see set_attention_dropout)."""
+    model_dir = Path(model_dir)
+    manifest = read_manifest(model_dir)
+    dtype = torch.float32 if for_training else dtype or compute_dtype()
+    try:
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    except (OSError, ValueError) as exc:
+        raise SrlmError(f"{model_dir}: cannot load the checkpoint ({exc}); re-run the stage that writes it") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if for_training:
+        set_attention_dropout(model, dropout)
+    if torch.cuda.is_available():
+        model = model.to("cuda")
+    model.train(for_training)
+    return model, tokenizer, manifest["hash"]
+
+
+def set_attention_dropout(model, p: float) -> None:
+    """Set the dropout each attention layer applies in train mode.
+
+    Llama-family attention layers copy `config.attention_dropout` when they are built and read
+    only their copy, so changing the config of a loaded model changes nothing. The config is left
+    as the checkpoint has it, so a saved model's config is its base's."""
+    layers = [m for m in model.modules() if hasattr(m, "attention_dropout")]
+    for layer in layers:
+        layer.attention_dropout = p
+    if p and not layers:
+        log.warning("%s has no attention dropout to set; training without dropout", type(model).__name__)
+
+
+def checkpoint_dtype(model_dtype: str, generation_dtype: str) -> torch.dtype:
+    """The dtype checkpoints are written in: `model.dtype`, where auto is the dtype that
+    `generation.dtype` resolves to (so the stages that load a checkpoint read it as written)."""
+    return compute_dtype(generation_dtype) if model_dtype == "auto" else getattr(torch, model_dtype)
+
+
+def save(model, tokenizer, folder: Path | str, dtype: torch.dtype = torch.float32) -> None:
+    """Write a standalone checkpoint in `dtype`: LoRA adapters merged. Training keeps fp32 master
+    weights; they are cast only here."""
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    model = model.to("cpu", dtype=dtype)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)

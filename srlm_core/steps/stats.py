@@ -1,0 +1,106 @@
+"""Stage `stats`: per-iteration statistics from the event log and the evaluation metrics,
+gathered into one DVC metrics file and the tables that `dvc plots` and `srlm report` draw.
+
+Writes under reports/:
+  stats.json            per iteration (prompts written/filtered/paired, lengths, scores,
+                        margins) and per model (reward-modelling metrics, answer length)
+  plots/iterations.csv  one row per iteration (the same numbers as stats.json)
+  plots/scores.csv      judge score histogram: iteration, bin (lower edge, width 0.5), count
+  plots/models.csv      one row per evaluated model, in evaluation.models order
+  plots/h2h.csv         one row per matchup: win rate and its 95% interval
+  plots/training.csv    loss by step of every trained model (SFT, M1: SFT; M2...: DPO)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+
+from ..log.query import connect
+from ..params import Params
+from ..storage import atomic_write_bytes, read_json, write_json
+
+ITERATION_SQL = Path(__file__).parent / "iteration_stats.sql"
+RM_KEYS = ("pairwise_accuracy", "exact_match", "spearman", "kendall", "top_scored_5", "parse_failure_rate",
+           "tie_rate", "groups", "pairs")
+H2H_KEYS = ("a", "b", "games", "wins", "ties", "losses", "win_rate", "win_rate_ci95_low", "win_rate_ci95_high",
+            "decisive_rate", "first_position_rate", "mean_preference", "mean_preference_ci95_low",
+            "mean_preference_ci95_high")
+
+
+def _clean(value):
+    """Plain JSON numbers: NaN (an empty average) becomes null, floats are rounded for stable files."""
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, 6)
+    return value
+
+
+def _rows(con, sql: str) -> list[dict]:
+    result = con.sql(sql)
+    return [{k: _clean(v) for k, v in zip(result.columns, row)} for row in result.fetchall()]
+
+
+def write_csv(rows: list[dict], path: Path, columns: list[str]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(path, buffer.getvalue().encode())
+
+
+def model_rows(params: Params, con, metrics_root: Path) -> list[dict]:
+    answers = {r["model"]: r for r in _rows(con, "select model, count(*) as answers, avg(length(text)) as answer_chars, "
+                                                 "avg(num_tokens) as answer_tokens from eval_answers group by all")}
+    rows = []
+    for order, name in enumerate(params.evaluation.models):
+        rm = read_json(metrics_root / name / "rm_eval.json")
+        lengths = answers.get(name, {})
+        rows.append({"model": name, "order": order, **{k: rm.get(k) for k in RM_KEYS},
+                     **{k: lengths.get(k) for k in ("answers", "answer_chars", "answer_tokens")}})
+    return rows
+
+
+def h2h_rows(params: Params, metrics_root: Path) -> list[dict]:
+    rows = []
+    for name in params.evaluation.matchups:
+        found = read_json(metrics_root / "h2h" / f"{name}.json")
+        if found:
+            rows.append({"matchup": name, **{k: found.get(k) for k in H2H_KEYS}})
+    return rows
+
+
+def training_rows(params: Params, metrics_root: Path) -> list[dict]:
+    rows = []
+    for name in ["SFT", "M1", *params.iterations]:
+        log = metrics_root / name / "train_log.csv"
+        if log.is_file():
+            with log.open(newline="") as f:
+                rows += [{"model": name, "step": int(r["step"]), "loss": float(r["loss"])}
+                         for r in csv.DictReader(f) if r.get("loss")]
+    return rows
+
+
+def run(params: Params, *, events_root: Path, metrics_root: Path, out_dir: Path) -> dict:
+    con = connect(events_root)
+    iterations = _rows(con, ITERATION_SQL.read_text())
+    reasons = _rows(con, "select iteration, reason, count(*) as n from rejected_prompts group by all order by all")
+    for row in iterations:
+        row["rejected_by_reason"] = {r["reason"]: r["n"] for r in reasons if r["iteration"] == row["iteration"]}
+    scores = _rows(con, "select iteration, floor(score * 2) / 2 as bin, count(*) as judgements from judgements "
+                        "where score is not null group by all order by all")
+    models, games, training = model_rows(params, con, metrics_root), h2h_rows(params, metrics_root), \
+        training_rows(params, metrics_root)
+    plots = out_dir / "plots"
+    write_csv(iterations, plots / "iterations.csv", [c for c in iterations[0] if c != "rejected_by_reason"]
+              if iterations else ["iteration"])
+    write_csv(scores, plots / "scores.csv", ["iteration", "bin", "judgements"])
+    write_csv(models, plots / "models.csv", ["model", "order", *RM_KEYS, "answers", "answer_chars", "answer_tokens"])
+    write_csv(games, plots / "h2h.csv", ["matchup", *H2H_KEYS])
+    write_csv(training, plots / "training.csv", ["model", "step", "loss"])
+    stats = {"iterations": {f"iteration_{r['iteration']}": {k: v for k, v in r.items() if k != "iteration"}
+                            for r in iterations},
+             "models": {r["model"]: {k: v for k, v in r.items() if k not in ("model", "order")} for r in models}}
+    write_json(stats, out_dir / "stats.json")
+    return stats

@@ -1,0 +1,38 @@
+"""DPO with TRL's DPOTrainer as srlm runs it: preference rows in TRL's conversational format, the
+trainer's arguments, and the trainer with the reference log-probs precomputed in eval mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from datasets import Dataset
+from trl import DPOConfig, DPOTrainer
+
+from ..params import DpoParams
+from .trainer import lora_config, quiet, trainer_args
+
+
+def preference_rows(table) -> list[dict]:
+    return [{"prompt": [{"role": "user", "content": r["prompt"]}],
+             "chosen": [{"role": "assistant", "content": r["chosen"]}],
+             "rejected": [{"role": "assistant", "content": r["rejected"]}]} for r in table.to_pylist()]
+
+
+def dpo_args(cfg: DpoParams, output_dir: Path, seed: int) -> DPOConfig:
+    # TRL's disable_dropout zeroes nn.Dropout modules only; Llama's attention dropout is not one, so
+    # dpo.dropout alone decides it (runtime.load). Off here, so LoRA's dropout follows dpo.dropout too.
+    return DPOConfig(**trainer_args(cfg, output_dir, seed), beta=cfg.beta, precompute_ref_log_probs=True,
+                     disable_dropout=False)
+
+
+def build_trainer(model, tokenizer, dataset: Dataset, args: DPOConfig, cfg: DpoParams,
+                  checkpoint_minutes: float | None = None) -> DPOTrainer:
+    """The trainer, with the reference log-probs already computed. They are computed with the model in
+    eval mode: the reference is Mt as it generates and judges, without dropout, whatever dpo.dropout
+    gives the policy (each training step switches the model back to train mode). Computed in train
+    mode, each reference log-prob would carry a dropout draw of its own, which the policy can never
+    match: docs/dropout.md measures both."""
+    model.eval()
+    trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=dataset, processing_class=tokenizer,
+                         peft_config=lora_config(cfg))
+    return quiet(trainer, "dpo", checkpoint_minutes)

@@ -1,0 +1,87 @@
+"""Supervised fine-tuning with TRL's SFTTrainer: from a base checkpoint and (prompt, completion)
+examples to a saved model with its manifest and metrics (stages sft_baseline and sft; DPO's
+positive-only ablation).
+
+The data is conversational prompt/completion, so the loss covers the completion tokens
+only (TRL's default for that format; tests/test_training.py::test_prompt_tokens_carry_no_loss
+checks the labels).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from datasets import Dataset
+from trl import SFTConfig, SFTTrainer
+
+from ..engine import runtime
+from ..errors import SrlmError
+from ..log.lineage import data_hashes, read_manifest, staging, write_manifest
+from ..params import SftParams, TrainParams
+from . import launch
+from .trainer import (
+    finished_model,
+    lora_config,
+    quiet,
+    trainer_args,
+    training_journal,
+    write_metrics,
+)
+from .trainer import train as train_resumably
+
+log = logging.getLogger(__name__)
+
+
+def conversations(table) -> list[dict]:
+    """(prompt, completion) rows -> TRL's conversational prompt/completion format."""
+    return [{"prompt": [{"role": "user", "content": r["prompt"]}],
+             "completion": [{"role": "assistant", "content": r["completion"]}]} for r in table.to_pylist()]
+
+
+def build_trainer(model, tokenizer, examples: list[dict], cfg: SftParams, seed: int, output_dir: Path,
+                  checkpoint_minutes: float | None = None) -> SFTTrainer:
+    # Batches of similar lengths: IFT (~200 tokens) and EFT (~450) examples mixed at random
+    # waste about a third of each step on padding.
+    args = SFTConfig(**trainer_args(cfg, output_dir, seed), train_sampling_strategy="group_by_length")
+    return quiet(SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
+                            processing_class=tokenizer, peft_config=lora_config(cfg)), "sft", checkpoint_minutes)
+
+
+def train(*, name: str, base_dir: Path, examples: list[dict], data_name: str, data_files: list[Path],
+          cfg: SftParams, train_cfg: TrainParams, seed: int, out_dir: Path, metrics_dir: Path, params_record: dict,
+          extra: dict | None = None, save_dtype: torch.dtype = torch.float32) -> dict | None:
+    """Train and write `out_dir` (weights in `save_dtype`) with its manifest and the metrics; the manifest, or
+    None on the ranks other than the main one of a multi-process run (they train, then leave the writing to it)."""
+    if not examples:
+        raise SrlmError(f"{name}: no training examples in {', '.join(map(str, data_files))}")
+    runtime.seed_everything(seed)
+    model, tokenizer, _ = runtime.load(base_dir, for_training=True, dropout=cfg.dropout)
+    files = data_hashes(data_files)
+    params_record = {**params_record, "train": launch.record(train_cfg)}
+    journal = training_journal(out_dir, read_manifest(base_dir)["hash"], files["hash"], params_record)
+    trainer = build_trainer(model, tokenizer, examples, cfg, seed, journal.dir, train_cfg.checkpoint_minutes)
+    dropped = len(examples) - len(trainer.train_dataset)
+    if dropped:
+        log.warning("%d of %d examples lost their whole response to sft.max_length=%d and are not trained on; "
+                    "raise sft.max_length", dropped, len(examples), cfg.max_length)
+    log.info("%s: %d examples from %s, %s fine-tuning", name, len(trainer.train_dataset), data_name, cfg.method)
+    launch.report(trainer, cfg)
+    train_resumably(trainer, journal.dir)
+    model = finished_model(trainer, journal.dir)
+    if model is None:
+        return None
+    training_data = {"name": data_name, **files, "examples": len(examples), "dropped_too_long": dropped}
+    with staging(out_dir) as tmp:
+        runtime.save(model, tokenizer, tmp, save_dtype)
+        manifest = write_manifest(tmp, name=out_dir.name, kind=f"sft-{cfg.method}", parent=base_dir,
+                                  training_data=training_data, params=params_record, extra=extra)
+    write_metrics(trainer.state.log_history, metrics_dir, {"examples": len(examples), "dropped_too_long": dropped})
+    journal.clear()
+    return manifest
+
+
+def dtype_record(dtype: torch.dtype) -> dict:
+    """model.dtype as resolved on this machine, for the manifest (auto names no dtype by itself)."""
+    return {"dtype": str(dtype).removeprefix("torch.")}
