@@ -30,7 +30,7 @@ from srlm_core.errors import SrlmError
 from srlm_core.log.lineage import model_problems
 from srlm_core.params import parse_params
 from srlm_core.storage import write_json, write_parquet
-from srlm_core.training.trainer import launch
+from srlm_core.training import launch
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "configs" / "accelerate").glob("*.yaml"))
