@@ -1,8 +1,9 @@
 """Read-only DuckDB SQL over the event log.
 
 Each table is a view over the table's event files (`<root>/<table>/*/part-*.parquet`),
-scanned by pyarrow and handed to DuckDB; a table with no files yet is an empty view of
-the right columns. DuckDB itself gets no file access at all (external access off, no
+scanned by pyarrow and handed to DuckDB, one scan per schema version (older files upcast
+in the view), with the ids as 64 lowercase hex digits (they are stored as 32 bytes); a
+table with no files yet is an empty view of the right columns. DuckDB itself gets no file access at all (external access off, no
 allowed directory, no temp directory, configuration locked), so whatever the statement,
 it cannot write, attach, copy out, install or load anything, nor read another file.
 On top of that only SELECT and EXPLAIN of a SELECT run, so refusals come with a clear
