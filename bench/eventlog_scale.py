@@ -96,17 +96,14 @@ def phase_append(root: Path, iterations: int, rows_per_iteration: int) -> dict:
     return {"iterations": out}
 
 
-def hex_ids(rng, n: int):
-    """n random sha256-shaped ids (64 lower-case hex chars) as an Arrow string array, without Python strings."""
+def row_ids(rng, n: int):
+    """n random sha256-shaped ids, as EventLog stores them (32 bytes each), without Python objects per row."""
     import numpy as np
     import pyarrow as pa
+
+    from srlm_core.log.events import ID_TYPE
     raw = rng.integers(0, 256, size=(n, 32), dtype=np.uint8)
-    lut = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-    hexed = np.empty((n, 64), dtype=np.uint8)
-    hexed[:, 0::2] = lut[raw >> 4]
-    hexed[:, 1::2] = lut[raw & 15]
-    offsets = np.arange(0, 64 * (n + 1), 64, dtype=np.int32)
-    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(hexed.tobytes()))
+    return pa.FixedSizeBinaryArray.from_buffers(ID_TYPE, n, [None, pa.py_buffer(raw.tobytes())])
 
 
 def text_pool(rng, n: int, chars: int):
@@ -169,14 +166,14 @@ def phase_generate(root: Path, judgements: int, iteration: int = 1, chunk_prompt
     for first in range(0, n_prompts, chunk_prompts):
         p = min(chunk_prompts, n_prompts - first)
         c, j = p * CANDIDATES_PER_PROMPT, p * per_prompt
-        prompt_ids, candidate_ids = hex_ids(rng, p), hex_ids(rng, c)
+        prompt_ids, candidate_ids = row_ids(rng, p), row_ids(rng, c)
         writers[PromptAdded].write({
             "prompt_id": prompt_ids, "iteration": const(iteration, p, pa.int64()),
             "source": const("generated", p, pa.string()), "text": pick(pools["prompt"], p),
             "model_hash": const(MODEL, p, pa.string()), "origin_id": const(None, p, pa.string()),
             "split": const(None, p, pa.string()), "stage": const("prompts", p, pa.string()),
             "seed": const(1234, p, pa.int64()), "sampling": const(SAMPLING, p, pa.string()),
-            "schema_version": const(1, p, pa.int64())})
+            "schema_version": const(PromptAdded.SCHEMA_VERSION, p, pa.int64())})
         cand_prompt = prompt_ids.take(pa.array(np.repeat(np.arange(p), CANDIDATES_PER_PROMPT)))
         writers[CandidateGenerated].write({
             "candidate_id": candidate_ids, "prompt_id": cand_prompt, "iteration": const(iteration, c, pa.int64()),
@@ -185,11 +182,11 @@ def phase_generate(root: Path, judgements: int, iteration: int = 1, chunk_prompt
             "text": pick(pools["candidate"], c), "num_tokens": pa.array(rng.integers(20, 129, size=c)),
             "finish_reason": const("stop", c, pa.string()), "stage": const("candidates", c, pa.string()),
             "seed": const(1234, c, pa.int64()), "sampling": const(SAMPLING, c, pa.string()),
-            "schema_version": const(1, c, pa.int64())})
+            "schema_version": const(CandidateGenerated.SCHEMA_VERSION, c, pa.int64())})
         of_candidate = pa.array(np.repeat(np.arange(c), SAMPLES))
         scores = np.round(rng.uniform(0, 5, size=j), 4)   # judge.method: probability (expected score)
         writers[JudgementRecorded].write({
-            "judgement_id": hex_ids(rng, j), "candidate_id": candidate_ids.take(of_candidate),
+            "judgement_id": row_ids(rng, j), "candidate_id": candidate_ids.take(of_candidate),
             "prompt_id": cand_prompt.take(of_candidate), "iteration": const(iteration, j, pa.int64()),
             "model_hash": const(MODEL, j, pa.string()), "sample_index": pa.array(np.tile(np.arange(SAMPLES), c)),
             "template_hash": const(TEMPLATE, j, pa.string()),

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from srlm_core.hashing import sha256_text
 from srlm_core.journal import Journal
 from srlm_core.judges.judge import Judgement
 from srlm_core.params import parse_params
@@ -43,8 +44,9 @@ def test_eft_target_ends_in_its_label():
 
 
 def groups_file(tmp_path, groups: dict[str, list[str]]):
-    """Train-split ranked groups: group name -> reply texts, best first (rank = position)."""
-    rows = [{"prompt_id": name, "tree_id": name, "split": "train", "prompt": f"Question {name}?",
+    """Train-split ranked groups: group name -> reply texts, best first (rank = position); a group's
+    prompt_id is a row id (64 hex digits) as the seed stage writes it."""
+    rows = [{"prompt_id": sha256_text(name), "tree_id": name, "split": "train", "prompt": f"Question {name}?",
              "reply_id": f"{name}-{rank}", "reply": reply, "rank": rank}
             for name, texts in groups.items() for rank, reply in enumerate(texts)]
     return write_parquet(pa.Table.from_pylist(rows, schema=GROUPS_SCHEMA), tmp_path / "ranked_groups.parquet")

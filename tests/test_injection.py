@@ -75,7 +75,8 @@ def test_the_judge_reads_the_neutralised_reply_and_the_row_says_so(tiny):
 
 
 def test_a_version_1_judgement_file_reads_with_null_guard_columns(tmp_path):
-    row = JudgementRecorded.create(candidate_id="c", prompt_id="p", iteration=1, model_hash="m", sample_index=0,
+    row = JudgementRecorded.create(candidate_id="c" * 64, prompt_id="a" * 64, iteration=1, model_hash="m",
+                                   sample_index=0,
                                    template_hash="t", raw_output="ok", score=3.0, method="probability", stage="judge",
                                    seed=1, sampling=None, injection_spans=1, neutralised=True)
     log = EventLog(tmp_path)

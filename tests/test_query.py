@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from test_eventlog import prompt
+import dataclasses
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+from test_eventlog import one_of_each, prompt
 
 from srlm_core.errors import SrlmError
 from srlm_core.log.eventlog import EventLog
-from srlm_core.log.query import SHIPPED_VIEWS, run_query, shipped_views_sql
+from srlm_core.log.events import PairBuilt
+from srlm_core.log.query import SHIPPED_VIEWS, run_query, shipped_views_sql, view_sql
 
 
 @pytest.fixture
@@ -72,3 +78,29 @@ def test_cannot_read_outside_the_event_log(events, tmp_path):
 
 def test_shipped_views_file_is_in_sync():
     assert SHIPPED_VIEWS.read_text(encoding="utf-8") == shipped_views_sql()
+
+
+def test_ids_show_as_hex_whatever_version_wrote_them(tmp_path):
+    """`srlm sql` and the shipped views show ids as lowercase hex, as Python has them: both over
+    32-byte ids (written now) and over hex-string ids (a schema-version-1 file, upcast)."""
+    log = EventLog(tmp_path / "events")
+    for batch in one_of_each(1) + one_of_each(2):
+        log.append(batch)
+    old_pair = one_of_each(3)[-1][0]
+    folder = log.partition("pairs", 3)
+    folder.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([dataclasses.asdict(old_pair)], schema=PairBuilt.schema_at(1)),
+                   folder / "part-old.parquet")
+    pairs = {r["iteration"]: r for r in log.read(PairBuilt).to_pylist()}
+    assert pairs[3] == dataclasses.asdict(old_pair)
+    sql = "select iteration, pair_id, chosen_id, rejected_id from pairs order by iteration"
+    views = view_sql(PairBuilt, (tmp_path / "events").as_posix())
+    for label, rows in (("srlm sql", run_query(sql, tmp_path / "events").rows),
+                        ("views.sql", duckdb.sql(views + sql).fetchall())):
+        assert [r[0] for r in rows] == [1, 2, 3], label
+        for iteration, pair_id, chosen_id, rejected_id in rows:
+            want = pairs[iteration]
+            assert (pair_id, chosen_id, rejected_id) == (want["pair_id"], want["chosen_id"], want["rejected_id"]), label
+    joined = run_query("select count(*) from pairs p join candidates c on c.candidate_id = p.chosen_id "
+                       "join judgements j on j.candidate_id = c.candidate_id", tmp_path / "events").rows
+    assert joined == [(2,)]

@@ -11,16 +11,72 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..hashing import row_id
 
 _ARROW = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
+ID_TYPE = pa.binary(32)   # a row id as stored: the 32 bytes of its sha256 (fixed_size_binary(32))
+_HEX_ID = re.compile(r"[0-9a-f]{64}")
+_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_NIBBLE = np.full(256, 255, dtype=np.uint8)
+_NIBBLE[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, dtype=np.uint8)
+
+
+class IdEncodingError(ValueError):
+    pass
+
+
+def _chunks(values: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
+    return values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+
+
+def ids_to_hex(values: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
+    """32-byte ids (binary) as 64-character lowercase hex strings, the form ids have in Python."""
+    out = []
+    for chunk in _chunks(values):
+        if chunk.null_count:
+            raise IdEncodingError("an id column holds nulls")
+        chunk = chunk.cast(ID_TYPE) if chunk.type != ID_TYPE else chunk
+        n = len(chunk)
+        raw = np.frombuffer(chunk.buffers()[1], dtype=np.uint8, count=32 * (chunk.offset + n))[32 * chunk.offset:]
+        raw = raw.reshape(n, 32)
+        hexed = np.empty((n, 64), dtype=np.uint8)
+        hexed[:, 0::2] = _HEX_DIGITS[raw >> 4]
+        hexed[:, 1::2] = _HEX_DIGITS[raw & 15]
+        offsets = np.arange(0, 64 * (n + 1), 64, dtype=np.int32)
+        out.append(pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(hexed.tobytes())))
+    return pa.chunked_array(out, pa.string())
+
+
+def ids_from_hex(values: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
+    """64-character lowercase hex ids (strings, as in Python and in schema-version-1 files) as 32 bytes."""
+    out = []
+    for chunk in _chunks(values):
+        if chunk.null_count:
+            raise IdEncodingError("an id column holds nulls")
+        chunk = chunk.cast(pa.large_binary())
+        n = len(chunk)
+        if n and not pc.all(pc.equal(pc.binary_length(chunk), 64)).as_py():
+            raise IdEncodingError("an id is not 64 hex digits")
+        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64, count=chunk.offset + n + 1)[chunk.offset:]
+        start = int(offsets[0]) if n else 0
+        text = np.frombuffer(chunk.buffers()[2], dtype=np.uint8, count=start + 64 * n)[start:] if n else \
+            np.empty(0, dtype=np.uint8)
+        nibbles = _NIBBLE[text.reshape(n, 64)]
+        if (nibbles == 255).any():
+            raise IdEncodingError("an id is not lowercase hex (0-9, a-f)")
+        raw = (nibbles[:, 0::2] << 4) | nibbles[:, 1::2]
+        out.append(pa.FixedSizeBinaryArray.from_buffers(ID_TYPE, n, [None, pa.py_buffer(raw.tobytes())]))
+    return pa.chunked_array(out, ID_TYPE)
 
 
 def sampling_json(sampling: dict | None) -> str | None:
@@ -38,10 +94,19 @@ class Event:
     TABLE: ClassVar[str]
     ID_FIELD: ClassVar[str]
     ID_FIELDS: ClassVar[tuple[str, ...]]
-    SCHEMA_VERSION: ClassVar[int] = 1
+    # Version history (EventLog reads every version, upcasting older files on read):
+    #   1: ids as 64-character hex strings;
+    #   2 (judgement tables only): ADDED_COLUMNS added;
+    #   BINARY_IDS_SINCE (2, or 3 for the judgement tables): the ID_COLUMNS stored as 32 bytes (ID_TYPE).
+    SCHEMA_VERSION: ClassVar[int] = 2
     PARTITION: ClassVar[str] = "iteration"   # the column whose value names the partition folder
-    # Nullable columns added after schema version 1: a version-1 file lacks them and reads them as null.
+    # Nullable columns added in schema version 2: a version-1 file lacks them and reads them as null.
     ADDED_COLUMNS: ClassVar[tuple[str, ...]] = ()
+    BINARY_IDS_SINCE: ClassVar[int] = 2
+    # Columns holding sha256 row ids (this row's own, and references to other rows). In Python (the
+    # event classes, EventLog.read) an id is its 64-character lowercase hex string; in the files and
+    # in the internal SQL it is 32 bytes; the views for people (`srlm sql`, views.sql) show hex.
+    ID_COLUMNS: ClassVar[tuple[str, ...]]
 
     @classmethod
     def create(cls, **fields):
@@ -73,14 +138,34 @@ class Event:
 
     @classmethod
     def arrow_schema(cls) -> pa.Schema:
-        return pa.schema([pa.field(n, _ARROW[t], nullable=nl) for n, t, nl in cls.columns()],
-                         metadata={"srlm.table": cls.TABLE, "srlm.schema_version": str(cls.SCHEMA_VERSION)})
+        """The schema this version writes."""
+        return cls.schema_at(cls.SCHEMA_VERSION).with_metadata(
+            {"srlm.table": cls.TABLE, "srlm.schema_version": str(cls.SCHEMA_VERSION)})
+
+    @classmethod
+    def schema_at(cls, version: int) -> pa.Schema:
+        """The columns (and their types) a file of this table written at schema `version` holds."""
+        if not 1 <= version <= cls.SCHEMA_VERSION:
+            raise ValueError(f"{cls.TABLE} has schema versions 1 to {cls.SCHEMA_VERSION}, not {version}")
+        binary = version >= cls.BINARY_IDS_SINCE
+        return pa.schema([pa.field(n, ID_TYPE if binary and n in cls.ID_COLUMNS else _ARROW[t], nullable=nl)
+                          for n, t, nl in cls.columns() if version >= 2 or n not in cls.ADDED_COLUMNS])
 
     @classmethod
     def v1_schema(cls) -> pa.Schema:
-        """The columns a schema-version-1 file of this table holds."""
-        schema = cls.arrow_schema()
-        return pa.schema([f for f in schema if f.name not in cls.ADDED_COLUMNS])
+        """The columns a schema-version-1 file of this table holds (ids as hex strings)."""
+        return cls.schema_at(1)
+
+    @classmethod
+    def python_schema(cls) -> pa.Schema:
+        """The current columns with ids as hex strings: what EventLog.read returns by default."""
+        return pa.schema([pa.field(n, _ARROW[t], nullable=nl) for n, t, nl in cls.columns()])
+
+    @classmethod
+    def version_of(cls, schema: pa.Schema) -> int | None:
+        """The schema version whose columns `schema` holds (metadata aside), or None."""
+        bare = schema.remove_metadata()
+        return next((v for v in range(cls.SCHEMA_VERSION, 0, -1) if bare.equals(cls.schema_at(v))), None)
 
     def problems(self) -> list[str]:
         """Why this row is invalid (empty when valid)."""
@@ -93,6 +178,8 @@ class Event:
             elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
                 if not (kind is float and isinstance(value, int) and not isinstance(value, bool)):
                     found.append(f"{name} is {type(value).__name__}, expected {kind.__name__}")
+        found += [f"{name} is not a row id (64 lowercase hex digits)" for name in self.ID_COLUMNS
+                  if isinstance(getattr(self, name), str) and not _HEX_ID.fullmatch(getattr(self, name))]
         if not found and getattr(self, self.ID_FIELD) != self.compute_id(dataclasses.asdict(self)):
             found.append(f"{self.ID_FIELD} is not the content hash of {', '.join(self.ID_FIELDS)}")
         return found
@@ -102,6 +189,7 @@ class Event:
 class PromptAdded(Event):
     """A prompt entered the run: seed (human), generated (self-instruction) or eval (held out)."""
 
+    ID_COLUMNS: ClassVar[tuple[str, ...]] = ("prompt_id",)
     TABLE: ClassVar[str] = "prompts"
     ID_FIELD: ClassVar[str] = "prompt_id"
     ID_FIELDS: ClassVar[tuple[str, ...]] = ("iteration", "source", "origin_id", "text", "model_hash")
@@ -123,6 +211,7 @@ class PromptAdded(Event):
 class CandidateGenerated(Event):
     """A model sampled one response to a prompt."""
 
+    ID_COLUMNS: ClassVar[tuple[str, ...]] = ("candidate_id", "prompt_id")
     TABLE: ClassVar[str] = "candidates"
     ID_FIELD: ClassVar[str] = "candidate_id"
     ID_FIELDS: ClassVar[tuple[str, ...]] = ("prompt_id", "iteration", "model_hash", "sample_index",
@@ -146,8 +235,10 @@ class CandidateGenerated(Event):
 class JudgementRecorded(Event):
     """A model judged one candidate once; score is null when the output could not be parsed."""
 
-    SCHEMA_VERSION: ClassVar[int] = 2
+    ID_COLUMNS: ClassVar[tuple[str, ...]] = ("judgement_id", "candidate_id", "prompt_id")
+    SCHEMA_VERSION: ClassVar[int] = 3
     ADDED_COLUMNS: ClassVar[tuple[str, ...]] = ("injection_spans", "neutralised")
+    BINARY_IDS_SINCE: ClassVar[int] = 3
     TABLE: ClassVar[str] = "judgements"
     ID_FIELD: ClassVar[str] = "judgement_id"
     ID_FIELDS: ClassVar[tuple[str, ...]] = ("candidate_id", "model_hash", "template_hash", "sample_index",
@@ -175,6 +266,7 @@ class JudgementRecorded(Event):
 class PairBuilt(Event):
     """A preference pair (highest- vs lowest-scored candidate of a prompt) entered AIFT."""
 
+    ID_COLUMNS: ClassVar[tuple[str, ...]] = ("pair_id", "prompt_id", "chosen_id", "rejected_id")
     TABLE: ClassVar[str] = "pairs"
     ID_FIELD: ClassVar[str] = "pair_id"
     ID_FIELDS: ClassVar[tuple[str, ...]] = ("prompt_id", "iteration", "chosen_id", "rejected_id",
@@ -200,6 +292,7 @@ class PairBuilt(Event):
 class PromptRejected(Event):
     """A generated prompt was filtered out; reason is one of REJECT_REASONS in self_instruct."""
 
+    ID_COLUMNS: ClassVar[tuple[str, ...]] = ("rejection_id",)
     TABLE: ClassVar[str] = "rejected_prompts"
     ID_FIELD: ClassVar[str] = "rejection_id"
     ID_FIELDS: ClassVar[tuple[str, ...]] = ("iteration", "request_index", "sample_index", "raw_output", "model_hash")
@@ -223,6 +316,7 @@ class PromptRejected(Event):
 class PairSkipped(Event):
     """A prompt gave no preference pair: reason is tie, too_few_judged or below_margin."""
 
+    ID_COLUMNS: ClassVar[tuple[str, ...]] = ("skip_id", "prompt_id")
     TABLE: ClassVar[str] = "skipped_pairs"
     ID_FIELD: ClassVar[str] = "skip_id"
     ID_FIELDS: ClassVar[tuple[str, ...]] = ("prompt_id", "iteration", "reason", "model_hash")
@@ -245,8 +339,10 @@ class PairSkipped(Event):
 class ReplyJudged(Event):
     """A model judged one human-written reply of a ranked group (EFT data, reward-model evaluation)."""
 
-    SCHEMA_VERSION: ClassVar[int] = 2
+    ID_COLUMNS: ClassVar[tuple[str, ...]] = ("judgement_id", "group_id")
+    SCHEMA_VERSION: ClassVar[int] = 3
     ADDED_COLUMNS: ClassVar[tuple[str, ...]] = ("injection_spans", "neutralised")
+    BINARY_IDS_SINCE: ClassVar[int] = 3
     TABLE: ClassVar[str] = "reply_judgements"
     ID_FIELD: ClassVar[str] = "judgement_id"
     ID_FIELDS: ClassVar[tuple[str, ...]] = ("reply_id", "model_hash", "template_hash", "sample_index", "method",
@@ -276,8 +372,10 @@ class ReplyJudged(Event):
 class RewardModelJudged(Event):
     """Reward-modelling evaluation: a model judged one reply of a held-out human-ranked group."""
 
-    SCHEMA_VERSION: ClassVar[int] = 2
+    ID_COLUMNS: ClassVar[tuple[str, ...]] = ("judgement_id", "group_id")
+    SCHEMA_VERSION: ClassVar[int] = 3
     ADDED_COLUMNS: ClassVar[tuple[str, ...]] = ("injection_spans", "neutralised")
+    BINARY_IDS_SINCE: ClassVar[int] = 3
     TABLE: ClassVar[str] = "rm_judgements"
     ID_FIELD: ClassVar[str] = "judgement_id"
     ID_FIELDS: ClassVar[tuple[str, ...]] = ("model", "reply_id", "model_hash", "template_hash", "sample_index",
@@ -307,6 +405,7 @@ class RewardModelJudged(Event):
 class EvalAnswerGenerated(Event):
     """Instruction-following evaluation: a model answered one held-out prompt."""
 
+    ID_COLUMNS: ClassVar[tuple[str, ...]] = ("answer_id", "prompt_id")
     TABLE: ClassVar[str] = "eval_answers"
     ID_FIELD: ClassVar[str] = "answer_id"
     ID_FIELDS: ClassVar[tuple[str, ...]] = ("model", "prompt_id", "model_hash", "seed", "sampling", "text")
@@ -332,6 +431,7 @@ class GamePlayed(Event):
     A verdict names the preferred position (A/B) or is NULL when it could not be read; the
     outcome is a or b only when both orders prefer the same model, else tie."""
 
+    ID_COLUMNS: ClassVar[tuple[str, ...]] = ("game_id", "prompt_id", "answer_a_id", "answer_b_id")
     TABLE: ClassVar[str] = "h2h_games"
     ID_FIELD: ClassVar[str] = "game_id"
     ID_FIELDS: ClassVar[tuple[str, ...]] = ("matchup", "answer_a_id", "answer_b_id", "evaluator", "evaluator_hash",

@@ -1,8 +1,9 @@
 """Read-only DuckDB SQL over the event log.
 
 Each table is a view over the table's event files (`<root>/<table>/*/part-*.parquet`),
-scanned by pyarrow and handed to DuckDB; a table with no files yet is an empty view of
-the right columns. DuckDB itself gets no file access at all (external access off, no
+scanned by pyarrow and handed to DuckDB, one scan per schema version (older files upcast
+in the view), with the ids as 64 lowercase hex digits (they are stored as 32 bytes); a
+table with no files yet is an empty view of the right columns. DuckDB itself gets no file access at all (external access off, no
 allowed directory, no temp directory, configuration locked), so whatever the statement,
 it cannot write, attach, copy out, install or load anything, nor read another file.
 On top of that only SELECT and EXPLAIN of a SELECT run, so refusals come with a clear
@@ -31,6 +32,36 @@ from .eventlog import EventLog
 from .events import EVENT_TYPES, Event
 
 SQL_TYPES = {str: "VARCHAR", int: "BIGINT", float: "DOUBLE", bool: "BOOLEAN"}
+HEX = "lower(hex({}))"   # a 32-byte id as people read it: 64 lowercase hex digits, as in Python
+
+
+def version_sql(kind: type[Event], version: int, source: str, ids: str = "hex") -> str:
+    """SELECT of every current column of `kind`, in order, from `source` (a relation whose rows come
+    from files written at schema `version`): the columns added since as NULL, and ids as `ids` says:
+    "hex" (64 lowercase hex digits, for people) or "binary" (32 bytes, as stored now: for joins)."""
+    stored = kind.schema_at(version).names
+    binary = version >= kind.BINARY_IDS_SINCE
+    out = []
+    for name, kind_type, _ in kind.columns():
+        if name not in stored:
+            out.append(f"CAST(NULL AS {SQL_TYPES[kind_type]}) AS {name}")
+        elif name in kind.ID_COLUMNS and binary and ids == "hex":
+            out.append(f"{HEX.format(name)} AS {name}")
+        elif name in kind.ID_COLUMNS and not binary and ids == "binary":
+            out.append(f"unhex({name}) AS {name}")
+        else:
+            out.append(name)
+    return f"SELECT {', '.join(out)} FROM {source}"
+
+
+def mixed_sql(source: str, kind: type[Event]) -> str:
+    """SELECT * from `source` (read_parquet(..., union_by_name = true) over files of any schema
+    versions of `kind`) with the ids as lowercase hex: a 32-byte id (version >= BINARY_IDS_SINCE)
+    is hex-encoded, an older file's id is its hex string already (DuckDB unifies both as BLOB)."""
+    replaced = ",\n    ".join(f"CASE WHEN octet_length(CAST({n} AS BLOB)) = 32 THEN {HEX.format(f'CAST({n} AS BLOB)')} "
+                         f"ELSE decode(CAST({n} AS BLOB)) END AS {n}" for n in kind.ID_COLUMNS)
+    return f"SELECT * REPLACE (\n    {replaced})\n  FROM {source}"
+
 SHIPPED_VIEWS = Path(__file__).parent / "views.sql"
 MEMORY_LIMIT = "2GB"   # DuckDB's own default is 80% of the machine's memory
 TIMEOUT_S = 60
@@ -40,8 +71,8 @@ MAX_ROWS = 1_000_000   # rows held in Python and printed; more belongs in the du
 def view_sql(kind: type[Event], events_root: str, has_files: bool = True) -> str:
     if has_files:
         glob = f"{events_root.rstrip('/')}/{kind.TABLE}/*/*.parquet".replace("'", "''")
-        body = f"SELECT * FROM read_parquet('{glob}', hive_partitioning = true, union_by_name = true)"
-    else:
+        body = mixed_sql(f"read_parquet('{glob}', hive_partitioning = true, union_by_name = true)", kind)
+    else:   # ids shown as hex: VARCHAR
         cols = ", ".join(f"CAST(NULL AS {SQL_TYPES[t]}) AS {n}" for n, t, _ in kind.columns())
         body = f"SELECT {cols} WHERE false"
     return f"CREATE OR REPLACE VIEW {kind.TABLE} AS\n  {body};\n"
@@ -103,13 +134,19 @@ def connect(events_root: Path | str = "data/events", memory_limit: str = MEMORY_
     con.execute("SET allowed_directories = []")
     con.execute("SET enable_external_access = false")
     for kind in EVENT_TYPES:
-        paths = log.files(kind.TABLE)
-        for path in paths:
+        for path in log.files(kind.TABLE):
             _check_partition(kind, path)
-        files = [p.as_posix() for p in paths]
-        data = (ds.dataset(files, format="parquet", schema=kind.arrow_schema()) if files
-                else kind.arrow_schema().empty_table())
-        con.register(kind.TABLE, data)
+        # One scan per schema version (an older log upcast as it is read), ids shown as hex.
+        parts = []
+        for version, paths in sorted(log.versions(kind, None).items(), reverse=True):
+            name = f"{kind.TABLE}_v{version}_files"
+            con.register(name, ds.dataset([p.as_posix() for p in paths], format="parquet",
+                                          schema=kind.schema_at(version)))
+            parts.append(version_sql(kind, version, name))
+        if not parts:
+            con.register(f"{kind.TABLE}_v{kind.SCHEMA_VERSION}_files", kind.arrow_schema().empty_table())
+            parts.append(version_sql(kind, kind.SCHEMA_VERSION, f"{kind.TABLE}_v{kind.SCHEMA_VERSION}_files"))
+        con.execute(f"CREATE VIEW {kind.TABLE} AS {' UNION ALL '.join(parts)}")
     con.execute("SET lock_configuration = true")
     return con
 

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from ..errors import SrlmError
 from ..log.eventlog import DEFAULT_ROOT, EventLog
 from ..log.events import BY_TABLE, EVENT_TYPES, CandidateGenerated, Event, PromptAdded
-from ..log.query import SQL_TYPES
+from ..log.query import SQL_TYPES, mixed_sql
 
 STATS = ("count", "nulls", "mean", "std", "min", "p25", "median", "p75", "max")
 NOT_MEASURES = {"seed", "schema_version", "iteration"}   # numeric, but labels rather than measurements
@@ -104,7 +104,7 @@ def _source(kind: type[Event], files: list[Path]) -> str:
         columns = ", ".join(f"CAST(NULL AS {SQL_TYPES[t]}) AS {name}" for name, t, _ in kind.columns())
         return f"SELECT {columns} WHERE false"
     listed = ", ".join(_literal(path.resolve().as_posix()) for path in files)
-    return f"SELECT * FROM read_parquet([{listed}], union_by_name = true)"
+    return mixed_sql(f"read_parquet([{listed}], union_by_name = true)", kind)   # ids as hex, any schema version
 
 
 def _context(side: Side, table: str) -> list[Path]:

@@ -29,7 +29,9 @@ from ..log.events import (
     PairSkipped,
     PromptAdded,
 )
+from ..log.events import ids_to_hex
 from ..log.lineage import staging
+from ..log.query import version_sql
 from ..params import Params
 from ..storage import write_json, write_parquet
 
@@ -42,16 +44,37 @@ def connect(events: EventLog, iteration: int, threads: int | None = None) -> duc
     """A connection with views prompts, candidates and judgements over the iteration's schema-checked
     event files, which DuckDB reads itself: only the columns a statement names (never raw_output),
     batch by batch. `threads`: DuckDB's default (every core) when None; the SQL gives the same
-    result whatever the count (exact integer sums, order-free picks, ORDER BY on unique keys)."""
+    result whatever the count (exact integer sums, order-free picks, ORDER BY on unique keys).
+    Ids are 32 bytes (BLOB) in these views, as stored; files of an older schema version are upcast
+    in the view (hex ids unhexed, columns added since as NULL)."""
     con = duckdb.connect(config={} if threads is None else {"threads": threads})
     for kind in (PromptAdded, CandidateGenerated, JudgementRecorded):
-        paths = events.paths(kind, iteration)
-        if paths:
-            files = ", ".join("'" + p.as_posix().replace("'", "''") + "'" for p in paths)
-            con.execute(f"create view {kind.TABLE} as select * from read_parquet([{files}])")
+        versions = events.versions(kind, iteration)
+        if versions:
+            parts = []
+            for version, paths in sorted(versions.items(), reverse=True):
+                files = ", ".join("'" + p.as_posix().replace("'", "''") + "'" for p in paths)
+                parts.append(version_sql(kind, version, f"read_parquet([{files}])", ids="binary")
+                             if version < kind.SCHEMA_VERSION else f"select * from read_parquet([{files}])")
+            con.execute(f"create view {kind.TABLE} as {' union all '.join(parts)}")
         else:
             con.register(kind.TABLE, kind.arrow_schema().empty_table())
     return con
+
+
+def _hexed(table: pa.Table, columns: tuple[str, ...]) -> pa.Table:
+    """`table` with the id `columns` (32 bytes in the SQL) as hex strings, as Python and the outputs have them."""
+    for name in columns:
+        index = table.column_names.index(name)
+        column = table.column(index)
+        valid = pc.is_valid(column)
+        if column.null_count:   # a prompt with no judged candidate has no chosen / rejected id
+            filled = ids_to_hex(pc.fill_null(column, pa.scalar(bytes(32), column.type)))
+            hexed = pc.if_else(valid, filled, pa.scalar(None, pa.string()))
+        else:
+            hexed = ids_to_hex(column)
+        table = table.set_column(index, pa.field(name, pa.string()), hexed)
+    return table
 
 
 # The texts of the selected rows' chosen / rejected candidates and prompts, in the rows' order (pos):
@@ -69,7 +92,8 @@ ROW_COLUMNS = ["prompt_id", "prompt", "judged_candidates", "chosen_id", "chosen"
 def select(events: EventLog, iteration: int, min_margin: float,
            threads: int | None = None) -> tuple[pa.Table, pa.Table]:
     """(one row per prompt of the iteration, by prompt_id: its best and worst candidate and why it
-    gives no pair; every candidate's score, spread and valid samples, by candidate_id), as Arrow.
+    gives no pair; every candidate's score, spread and valid samples, by candidate_id), as Arrow,
+    ids as hex strings (the SQL joins, groups and sorts them as 32 bytes; byte order is hex order).
     The candidate scores are computed once, and pairs.sql reads them from that result; pairs.sql
     picks on ids and scores only, and the texts are joined to its rows afterwards (TEXTS_SQL).
     The tables are the same, bit for bit, for any `threads`."""
@@ -94,8 +118,9 @@ def select(events: EventLog, iteration: int, min_margin: float,
             texts[name] = column
     finally:
         con.close()
-    rows = pa.table({c: texts[c] if c in texts else rows.column(c) for c in ROW_COLUMNS})
-    return rows, scores
+    rows = _hexed(pa.table({c: texts[c] if c in texts else rows.column(c) for c in ROW_COLUMNS}),
+                  ("prompt_id", "chosen_id", "rejected_id"))
+    return rows, _hexed(scores, ("candidate_id", "prompt_id"))
 
 
 def positives(selected: pa.Table, min_score: float | None) -> pa.ChunkedArray:
