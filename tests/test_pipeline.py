@@ -152,6 +152,12 @@ def test_per_iteration_statistics(repo):
     assert 0 <= one["score_share_5"] <= 1 and one["margin_mean"] >= 0
     assert sorted(stats["models"]) == ["M1", "M2", "M3", "SFT"]
     assert all(m["answers"] == 4 and m["pairwise_accuracy"] is not None for m in stats["models"].values())
+    for name, parent in (("M2", "M1"), ("M3", "M2")):
+        model = stats["models"][name]
+        assert model["parent"] == parent and model["answers_compared"] == 4
+        assert 0 <= model["answers_changed"] <= 1
+        assert model["train_steps"] >= 1 and model["train_pairs_reward_accuracy"] is not None
+    assert stats["models"]["M1"]["parent"] is None and stats["models"]["SFT"]["train_steps"] >= 1
     assert "reports/stats.json" in dvc(repo, "metrics", "show").stdout
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pyarrow as pa
 import pytest
@@ -76,6 +77,27 @@ def test_dpo_writes_a_standalone_model(tiny_srlm_model, tmp_path):
     from transformers import AutoModelForCausalLM
 
     assert AutoModelForCausalLM.from_pretrained(tmp_path / "M2").config.attention_dropout == 0.0
+
+
+def test_pair_metrics_show_what_dpo_did(tiny_srlm_model, tmp_path):
+    """The figures on all training pairs start at ln 2 / margin 0 (policy == reference) and move
+    when DPO trains: a run that learns must end with a lower loss and chosen replies ahead."""
+    rows = [{"prompt_id": str(i), "prompt": f"q{i}", "chosen": "a good and careful answer", "rejected": "no"}
+            for i in range(4)]
+
+    def train(**dpo_cfg):
+        params = parse_params({"dpo": {"batch_size": 4, "grad_accum": 1, "max_length": 64, **dpo_cfg}})
+        out = tmp_path / str(len(list(tmp_path.iterdir())))
+        dpo.run(params, prev_dir=tiny_srlm_model, aift_dir=aift(out, rows), out_dir=out / "M2",
+                metrics_dir=out / "metrics")
+        return json.loads((out / "metrics" / "train.json").read_text())
+
+    still = train(max_steps=1, learning_rate=1e-12, lr_end=1e-13)
+    assert still["pairs_loss"] == pytest.approx(math.log(2), abs=1e-3)
+    assert still["pairs_reward_margin"] == pytest.approx(0, abs=1e-3)
+    moved = train(max_steps=6, learning_rate=1e-3, lr_end=1e-4)
+    assert moved["steps"] == 6
+    assert moved["pairs_loss"] < 0.6 and moved["pairs_reward_accuracy"] == 1.0 and moved["pairs_reward_margin"] > 0
 
 
 def safetensors_dtypes(folder) -> set[str]:

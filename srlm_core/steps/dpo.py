@@ -20,7 +20,7 @@ from ..log.lineage import MANIFEST, data_hashes, staging, write_manifest
 from ..params import Params
 from ..storage import atomic_write_bytes, write_json
 from ..training import launch, selection, sft
-from ..training.dpo import build_trainer, dpo_args, preference_rows
+from ..training.dpo import build_trainer, dpo_args, pair_metrics, preference_rows
 from ..training.trainer import (
     finished_model,
     shared_dataset,
@@ -94,6 +94,7 @@ def run(params: Params, *, prev_dir: Path, aift_dir: Path, out_dir: Path, metric
              cfg.method, cfg.beta)
     launch.report(trainer, cfg)
     train_resumably(trainer, journal.dir)
+    on_pairs = pair_metrics(trainer)
     model = finished_model(trainer, journal.dir)
     if model is None:
         return None
@@ -112,6 +113,7 @@ def run(params: Params, *, prev_dir: Path, aift_dir: Path, out_dir: Path, metric
         manifest = write_manifest(tmp, name=out_dir.name, kind=f"dpo-{cfg.method}", parent=prev_dir,
                                   training_data=training_data, params=params_record, extra=extra)
     write_metrics(trainer.state.log_history, metrics_dir,
-                  {"examples": table.num_rows, **({"selected_step": chosen["chosen_step"]} if chosen else {})})
+                  {"examples": table.num_rows, **on_pairs,
+                   **({"selected_step": chosen["chosen_step"]} if chosen else {})})
     journal.clear()
     return manifest

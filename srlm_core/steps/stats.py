@@ -3,7 +3,8 @@ gathered into one DVC metrics file and the tables that `dvc plots` and `srlm rep
 
 Writes under reports/:
   stats.json            per iteration (prompts written/filtered/paired, lengths, scores,
-                        margins) and per model (reward-modelling metrics, answer length)
+                        margins) and per model (reward-modelling metrics, answer length, its
+                        training run's final figures, the share of answers that changed)
   plots/iterations.csv  one row per iteration (the same numbers as stats.json)
   plots/scores.csv      judge score histogram: iteration, bin (lower edge, width 0.5), count
   plots/models.csv      one row per evaluated model, in evaluation.models order
@@ -25,6 +26,8 @@ from ..storage import atomic_write_bytes, read_json, write_json
 ITERATION_SQL = Path(__file__).parent / "iteration_stats.sql"
 RM_KEYS = ("pairwise_accuracy", "exact_match", "spearman", "kendall", "top_scored_5", "parse_failure_rate",
            "tie_rate", "groups", "pairs")
+TRAIN_KEYS = ("steps", "final_loss", "pairs_loss", "pairs_reward_accuracy", "pairs_reward_margin")
+CHANGE_KEYS = ("parent", "answers_compared", "answers_changed")
 H2H_KEYS = ("a", "b", "games", "wins", "ties", "losses", "win_rate", "win_rate_ci95_low", "win_rate_ci95_high",
             "decisive_rate", "first_position_rate", "mean_preference", "mean_preference_ci95_low",
             "mean_preference_ci95_high")
@@ -50,15 +53,34 @@ def write_csv(rows: list[dict], path: Path, columns: list[str]) -> None:
     atomic_write_bytes(path, buffer.getvalue().encode())
 
 
+def answer_changes(params: Params, con) -> dict[str, dict]:
+    """For each iteration's model: the share of held-out prompts it answers differently from the model
+    it was trained from (same prompts, same sampling seed), so a DPO that leaves the policy where it
+    was shows as 0. Only iterations whose parent is evaluated too."""
+    evaluated = set(params.evaluation.models)
+    out = {}
+    for name, it in params.iterations.items():
+        if name in evaluated and it.prev in evaluated:
+            compared, changed = con.execute(
+                "select count(*), avg((c.text <> p.text)::int) from eval_answers c join eval_answers p "
+                "using (prompt_id) where c.model = ? and p.model = ?", [name, it.prev]).fetchone()
+            out[name] = {"parent": it.prev, "answers_compared": compared, "answers_changed": _clean(changed)}
+    return out
+
+
 def model_rows(params: Params, con, metrics_root: Path) -> list[dict]:
     answers = {r["model"]: r for r in _rows(con, "select model, count(*) as answers, avg(length(text)) as answer_chars, "
                                                  "avg(num_tokens) as answer_tokens from eval_answers group by all")}
+    changes = answer_changes(params, con)
     rows = []
     for order, name in enumerate(params.evaluation.models):
         rm = read_json(metrics_root / name / "rm_eval.json")
+        train = read_json(metrics_root / name / "train.json")
         lengths = answers.get(name, {})
         rows.append({"model": name, "order": order, **{k: rm.get(k) for k in RM_KEYS},
-                     **{k: lengths.get(k) for k in ("answers", "answer_chars", "answer_tokens")}})
+                     **{k: lengths.get(k) for k in ("answers", "answer_chars", "answer_tokens")},
+                     **{f"train_{k}": train.get(k) for k in TRAIN_KEYS},
+                     **{k: changes.get(name, {}).get(k) for k in CHANGE_KEYS}})
     return rows
 
 
@@ -96,7 +118,8 @@ def run(params: Params, *, events_root: Path, metrics_root: Path, out_dir: Path)
     write_csv(iterations, plots / "iterations.csv", [c for c in iterations[0] if c != "rejected_by_reason"]
               if iterations else ["iteration"])
     write_csv(scores, plots / "scores.csv", ["iteration", "bin", "judgements"])
-    write_csv(models, plots / "models.csv", ["model", "order", *RM_KEYS, "answers", "answer_chars", "answer_tokens"])
+    write_csv(models, plots / "models.csv", ["model", "order", *RM_KEYS, "answers", "answer_chars", "answer_tokens",
+                                             *(f"train_{k}" for k in TRAIN_KEYS), *CHANGE_KEYS])
     write_csv(games, plots / "h2h.csv", ["matchup", *H2H_KEYS])
     write_csv(training, plots / "training.csv", ["model", "step", "loss"])
     stats = {"iterations": {f"iteration_{r['iteration']}": {k: v for k, v in r.items() if k != "iteration"}

@@ -31,8 +31,22 @@ def build_trainer(model, tokenizer, dataset: Dataset, args: DPOConfig, cfg: DpoP
     eval mode: the reference is Mt as it generates and judges, without dropout, whatever dpo.dropout
     gives the policy (each training step switches the model back to train mode). Computed in train
     mode, each reference log-prob would carry a dropout draw of its own, which the policy can never
-    match: docs/dropout.md measures both."""
+    match: docs/dropout.md measures both.
+
+    The training pairs are also the eval set, so that `pair_metrics` can score the trained policy on
+    all of them (the logged step figures cover one batch each); their reference log-probs are the
+    same precomputed ones."""
     model.eval()
-    trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=dataset, processing_class=tokenizer,
-                         peft_config=lora_config(cfg))
+    trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=dataset, eval_dataset=dataset,
+                         processing_class=tokenizer, peft_config=lora_config(cfg))
     return quiet(trainer, "dpo", checkpoint_minutes)
+
+
+def pair_metrics(trainer: DPOTrainer) -> dict:
+    """The trained policy on every training pair, in eval mode (no dropout): the DPO loss, the share of
+    pairs whose implicit reward beta * log(pi/pi_ref) is higher for the chosen reply, and the mean
+    margin. Before training the loss is ln 2 and the margin 0; how far they moved is what DPO did.
+    Every process takes part (the figures are gathered across ranks)."""
+    result = trainer.evaluate()
+    return {"pairs_loss": result["eval_loss"], "pairs_reward_accuracy": result["eval_rewards/accuracies"],
+            "pairs_reward_margin": result["eval_rewards/margins"]}
