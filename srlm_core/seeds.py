@@ -15,6 +15,7 @@ OFFSETS = {
     "eft": 7,
     "answers": 7,
     "rm_eval": 9,
+    "rm_eval_text": 10,
     "h2h": 11,
     "selection_answers": 11,
     "selection_judge": 12,

@@ -158,6 +158,9 @@ def test_per_iteration_statistics(repo):
         assert 0 <= model["answers_changed"] <= 1
         assert model["train_steps"] >= 1 and model["train_pairs_reward_accuracy"] is not None
     assert stats["models"]["M1"]["parent"] is None and stats["models"]["SFT"]["train_steps"] >= 1
+    # the text method's parse rate, beside the probability method the loop judges with
+    assert all(0 <= m["text_parse_rate"] <= 1 and m["text_parse_rate_ci95_low"] is not None
+               for m in stats["models"].values())
     assert "reports/stats.json" in dvc(repo, "metrics", "show").stdout
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from srlm_core.reporting.rm_metrics import compute
+from srlm_core.reporting.rm_metrics import compute, parse_rate
 
 
 def group(gid, *replies):
@@ -48,3 +48,11 @@ def test_pairwise_accuracy_interval_resamples_groups():
     assert m == compute(rows, resamples=500, seed=1)
     one = compute(rows[:3], resamples=50, seed=0)
     assert one["pairwise_accuracy_ci95_low"] == one["pairwise_accuracy_ci95_high"] == 1.0
+
+
+def test_text_parse_rate_counts_samples_and_resamples_groups():
+    rows = group("a", (0, [5, None]), (1, [None, None])) + group("b", (0, [3, 4]))
+    m = parse_rate(rows, resamples=500, seed=0)
+    assert m["text_samples"] == 6 and m["text_parse_rate"] == pytest.approx(3 / 6)
+    assert m["text_parse_rate_ci95_low"] == pytest.approx(1 / 4) and m["text_parse_rate_ci95_high"] == 1.0
+    assert parse_rate([], resamples=10, seed=0)["text_parse_rate"] is None

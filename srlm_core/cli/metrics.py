@@ -8,13 +8,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..reporting.summary import collect, preference_text
+from ..reporting.summary import collect, interval_text, preference_text
 from .output import print_json
 
 MODEL_COLUMNS = [("model", "model"), ("kind", "kind"), ("steps", "steps"), ("final_loss", "loss"),
-                 ("pairwise_accuracy", "RM pair acc"), ("exact_match", "exact"), ("spearman", "spearman"),
-                 ("kendall", "kendall"), ("top_scored_5", "top=5"), ("parse_failure_rate", "parse fail"),
-                 ("answer_chars", "answer chars")]
+                 ("pairs_loss", "loss on pairs"), ("pairs_reward_accuracy", "pair acc"),
+                 ("answers_changed", "answers changed"), ("pairwise_accuracy", "RM pair acc [95% CI]"),
+                 ("exact_match", "exact"), ("spearman", "spearman"), ("top_scored_5", "top=5"),
+                 ("text_parse_rate", "text parse [95% CI]"), ("answer_chars", "answer chars")]
+WITH_INTERVAL = {"pairwise_accuracy", "text_parse_rate"}
 
 
 def _cell(value) -> str:
@@ -36,10 +38,11 @@ def metrics(
         print_json({k: summary[k] for k in ("models", "matchups")})
         return
     console = Console()
-    console.width = max(console.width, 150)   # a pipe reports 80 columns, too narrow for the table
+    console.width = max(console.width, 190)   # a pipe reports 80 columns, too narrow for the table
     table = Table(*(title for _, title in MODEL_COLUMNS), title="models")
     for row in summary["models"]:
-        table.add_row(*(_cell(row.get(key)) for key, _ in MODEL_COLUMNS))
+        table.add_row(*(interval_text(row, key) if key in WITH_INTERVAL else _cell(row.get(key))
+                        for key, _ in MODEL_COLUMNS))
     console.print(table)
     games = Table("matchup", "a", "b", "win", "tie", "loss", "win rate [95% CI]", "first-position rate",
                   "mean preference [95% CI]", "evaluator", title="head to head (win rate of a; ties count 1/2)")

@@ -24,7 +24,7 @@ from ..errors import SrlmError
 from ..log.eventlog import EventLog
 from ..log.events import EVENT_TYPES
 from ..storage import atomic_write_bytes
-from .summary import collect, preference_text
+from .summary import collect, interval_text, preference_text
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
@@ -119,21 +119,25 @@ def build(root: Path, out_dir: Path) -> Document:
         return (up / path).as_posix()
 
     doc = Document()
-    doc.heading("Models")
-    doc.text("Reward modelling: the model judges held-out human-ranked replies (metrics defined in docs/metrics.md). "
-             "Answer length: mean characters of its answers to the held-out prompts.")
-    keys = ["model", "kind", "hash", "steps", "final_loss", "pairwise_accuracy", "95% CI", "exact_match", "spearman",
-            "kendall", "top_scored_5", "parse_failure_rate", "answer_chars", "answer_tokens"]
-
-    def cell(m: dict, key: str):
-        if key == "hash":
-            return (m["hash"] or "")[:12]
-        if key == "95% CI":
-            low, high = m["pairwise_accuracy_ci95_low"], m["pairwise_accuracy_ci95_high"]
-            return "-" if low is None else f"[{low:.3f}, {high:.3f}]"
-        return m[key]
-
-    doc.table(keys, [[cell(m, k) for k in keys] for m in summary["models"]])
+    models = summary["models"]
+    doc.heading("Training")
+    doc.text("What training did (docs/metrics.md): optimizer steps, the last step's loss, and for DPO the trained "
+             "policy on all its training pairs (loss ln 2 = 0.693, reward accuracy 50% and margin 0 mean it did not "
+             "move), and the share of held-out answers that differ from the parent's (same prompts, same seed).")
+    doc.table(["model", "kind", "hash", "steps", "final_loss", "pairs_loss", "pairs_reward_accuracy",
+               "pairs_reward_margin", "parent", "answers_changed"],
+              [[m["model"], m["kind"], (m["hash"] or "")[:12], m["steps"], m["final_loss"], m["pairs_loss"],
+                m["pairs_reward_accuracy"], m["pairs_reward_margin"], m["parent"], m["answers_changed"]]
+               for m in models])
+    doc.heading("Reward modelling")
+    doc.text("The model judges held-out human-ranked replies (docs/metrics.md), 95% intervals over groups. Text "
+             "parse rate: the share of judgements in the paper's text method that end in a valid `Score: N` "
+             "(EFT should raise it).")
+    doc.table(["model", "pairwise_accuracy [95% CI]", "exact_match", "spearman", "kendall", "top_scored_5",
+               "parse_failure_rate", "text_parse_rate [95% CI]", "answer_chars", "answer_tokens"],
+              [[m["model"], interval_text(m, "pairwise_accuracy"), m["exact_match"], m["spearman"], m["kendall"],
+                m["top_scored_5"], m["parse_failure_rate"], interval_text(m, "text_parse_rate"), m["answer_chars"],
+                m["answer_tokens"]] for m in models])
     doc.heading("Head to head")
     doc.text("Each game is played in both orders; a game is won only when both orders prefer the same model, else "
              "it is a tie. Win rate of a = (wins + ties/2) / games, with a bootstrap 95% interval.")

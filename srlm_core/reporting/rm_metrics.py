@@ -14,6 +14,9 @@ its valid samples; a reply with none is unscored.
   top_scored_5       share of human top-ranked replies whose score rounds to 5 (>= 4.5).
   parse_failure_rate share of judge samples without a valid score.
   score_histogram    samples by score rounded to a whole point, 0..5.
+  text_parse_rate    (parse_rate) share of samples judged with the paper's text method that end
+                     in a valid `Score: N`; the probability method always scores, so this is
+                     the measure of whether the model writes the judge's format itself.
 """
 
 from __future__ import annotations
@@ -48,6 +51,20 @@ def group_bootstrap(per_group: list[tuple[int, int]], *, resamples: int, seed: i
     pooled = counts[picks].sum(axis=1)
     low, high = np.percentile(pooled[:, 1] / pooled[:, 0], [2.5, 97.5])
     return round(float(low), 6), round(float(high), 6)
+
+
+def parse_rate(rows: list[dict], *, resamples: int, seed: int) -> dict:
+    """rows: {group_id, samples: [score | None, ...]} judged with the text method -> the share of
+    samples with a valid `Score: N`, with its 95% interval over groups."""
+    per_group: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for row in rows:
+        counts = per_group[row["group_id"]]
+        counts[0] += len(row["samples"])
+        counts[1] += sum(s is not None for s in row["samples"])
+    total, parsed = (sum(c[i] for c in per_group.values()) for i in (0, 1))
+    low, high = group_bootstrap([tuple(c) for c in per_group.values()], resamples=resamples, seed=seed)
+    return {"text_samples": total, "text_parse_rate": parsed / total if total else None,
+            "text_parse_rate_ci95_low": low, "text_parse_rate_ci95_high": high}
 
 
 def compute(rows: list[dict], *, resamples: int = 2000, seed: int = 0) -> dict:

@@ -12,9 +12,12 @@ from ..log import lineage
 from ..params import load_params
 from ..storage import read_json
 
-TRAIN_KEYS = ("examples", "steps", "final_loss", "final_rewards_accuracies", "final_rewards_margins")
+TRAIN_KEYS = ("examples", "steps", "final_loss", "final_rewards_accuracies", "final_rewards_margins", "pairs_loss",
+              "pairs_reward_accuracy", "pairs_reward_margin")
 RM_KEYS = ("pairwise_accuracy", "pairwise_accuracy_ci95_low", "pairwise_accuracy_ci95_high", "exact_match", "spearman",
-           "kendall", "top_scored_5", "parse_failure_rate")
+           "kendall", "top_scored_5", "parse_failure_rate", "text_parse_rate", "text_parse_rate_ci95_low",
+           "text_parse_rate_ci95_high")
+STATS_KEYS = ("answer_chars", "answer_tokens", "parent", "answers_compared", "answers_changed")
 
 
 def collect(root: Path | str = ".") -> dict:
@@ -30,12 +33,20 @@ def collect(root: Path | str = ".") -> dict:
         answers = stats.get("models", {}).get(name, {})
         models.append({"model": name, "kind": record.get("kind"), "hash": record.get("hash"),
                        **{k: train.get(k) for k in TRAIN_KEYS}, **{k: rm.get(k) for k in RM_KEYS},
-                       "answer_chars": answers.get("answer_chars"), "answer_tokens": answers.get("answer_tokens")})
+                       **{k: answers.get(k) for k in STATS_KEYS}})
     matchups = [{"matchup": name, **read_json(metrics / "h2h" / f"{name}.json")} for name in params.evaluation.matchups]
     last = root / "models" / (list(params.iterations)[-1] if params.iterations else "M1")
     chain = lineage.chain(last) if (last / lineage.MANIFEST).is_file() else []
     return {"models": models, "matchups": [m for m in matchups if "games" in m],
             "iterations": stats.get("iterations", {}), "lineage": chain}
+
+
+def interval_text(row: dict, key: str) -> str:
+    """`0.512 [0.480, 0.545]`: a measure and its 95% interval (`<key>_ci95_low/high`), or `-`."""
+    if row.get(key) is None:
+        return "-"
+    low, high = row.get(f"{key}_ci95_low"), row.get(f"{key}_ci95_high")
+    return f"{row[key]:.3f}" if low is None else f"{row[key]:.3f} [{low:.3f}, {high:.3f}]"
 
 
 def preference_text(matchup: dict) -> str:

@@ -1,5 +1,6 @@
 """Stage `rm_eval@<model>`: the model judges every reply of the held-out (eval-split) ranked
-groups, k samples each as in training; the judgements go to the event log
+groups, k samples each as in training (and, with the probability method, `text_parse_samples`
+more with the paper's text method, for its parse rate); the judgements go to the event log
 (`rm_judgements`, partition model=<name>) and the agreement metrics to a DVC metrics file."""
 
 from __future__ import annotations
@@ -29,26 +30,35 @@ def run(params: Params, *, model_dir: Path, groups_path: Path, events_root: Path
     if not replies:
         raise SrlmError(f"{groups_path}: no eval-split ranked groups to evaluate on; raise data.eval_fraction")
     gen = open_generator(params.generation, model_dir)
-    model_hash = gen.model_hash
-    judge = make_judge(gen, jcfg)
-    seed = stage_seed(params.seed, "rm_eval")
-    record = sampling_record(judge, jcfg)
-    results, journal = judge_resumably(judge, [(r["prompt"], r["reply"]) for r in replies],
-                                       stage=f"rm_eval@{model_dir.name}", model_hash=model_hash, record=record,
-                                       seed=seed, batch_size=jcfg.batch_size,
-                                       label=f"{model_dir.name}: judging {len(replies)} held-out replies x "
-                                             f"{jcfg.samples}")
-    events = [RewardModelJudged.create(model=model_dir.name, group_id=r["prompt_id"], reply_id=r["reply_id"],
-                                       human_rank=r["rank"], model_hash=model_hash, sample_index=i,
-                                       template_hash=judge.template.hash, raw_output=j.raw_output, score=j.score,
-                                       method=jcfg.method, stage=STAGE, seed=seed, sampling=record,
-                                       **judge.guard_columns(r["reply"]))
-              for r, samples in zip(replies, results) for i, j in enumerate(samples)]
+    items = [(r["prompt"], r["reply"]) for r in replies]
+    runs = [("rm_eval", make_judge(gen, jcfg))]
+    if cfg.text_parse_samples and jcfg.method == "probability":
+        runs.append(("rm_eval_text", make_judge(gen, jcfg.model_copy(update={"method": "text"}),
+                                                samples=cfg.text_parse_samples)))
+    events, journals, judged = [], [], {}
+    for key, judge in runs:
+        seed = stage_seed(params.seed, key)
+        record = sampling_record(judge, jcfg)
+        results, journal = judge_resumably(judge, items, stage=f"{key}@{model_dir.name}", model_hash=gen.model_hash,
+                                           record=record, seed=seed, batch_size=jcfg.batch_size,
+                                           label=f"{model_dir.name}: judging {len(replies)} held-out replies x "
+                                                 f"{judge.samples} ({judge.method})")
+        events += [RewardModelJudged.create(model=model_dir.name, group_id=r["prompt_id"], reply_id=r["reply_id"],
+                                            human_rank=r["rank"], model_hash=gen.model_hash, sample_index=i,
+                                            template_hash=judge.template.hash, raw_output=j.raw_output, score=j.score,
+                                            method=judge.method, stage=STAGE, seed=seed, sampling=record,
+                                            **judge.guard_columns(r["reply"]))
+                   for r, samples in zip(replies, results) for i, j in enumerate(samples)]
+        journals.append(journal)
+        judged[key] = [{"group_id": r["prompt_id"], "reply_id": r["reply_id"], "human_rank": r["rank"],
+                        "samples": [j.score for j in samples]} for r, samples in zip(replies, results)]
     EventLog(events_root).append(events)
-    metrics = rm_metrics.compute([{"group_id": r["prompt_id"], "reply_id": r["reply_id"], "human_rank": r["rank"],
-                                   "samples": [j.score for j in samples]} for r, samples in zip(replies, results)],
-                                 resamples=cfg.bootstrap, seed=seed)
-    metrics = {"model": model_dir.name, "method": jcfg.method, "samples": jcfg.samples, **metrics}
+    seed = stage_seed(params.seed, "rm_eval")
+    metrics = {"model": model_dir.name, "method": jcfg.method, "samples": jcfg.samples,
+               **rm_metrics.compute(judged["rm_eval"], resamples=cfg.bootstrap, seed=seed)}
+    if "rm_eval_text" in judged:
+        metrics.update(rm_metrics.parse_rate(judged["rm_eval_text"], resamples=cfg.bootstrap, seed=seed))
     write_json(metrics, metrics_dir / "rm_eval.json")
-    journal.clear()
+    for journal in journals:
+        journal.clear()
     return metrics

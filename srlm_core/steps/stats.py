@@ -24,8 +24,9 @@ from ..params import Params
 from ..storage import atomic_write_bytes, read_json, write_json
 
 ITERATION_SQL = Path(__file__).parent / "iteration_stats.sql"
-RM_KEYS = ("pairwise_accuracy", "exact_match", "spearman", "kendall", "top_scored_5", "parse_failure_rate",
-           "tie_rate", "groups", "pairs")
+RM_KEYS = ("pairwise_accuracy", "pairwise_accuracy_ci95_low", "pairwise_accuracy_ci95_high", "exact_match",
+           "spearman", "kendall", "top_scored_5", "parse_failure_rate", "tie_rate", "groups", "pairs",
+           "text_parse_rate", "text_parse_rate_ci95_low", "text_parse_rate_ci95_high")
 TRAIN_KEYS = ("steps", "final_loss", "pairs_loss", "pairs_reward_accuracy", "pairs_reward_margin")
 CHANGE_KEYS = ("parent", "answers_compared", "answers_changed")
 H2H_KEYS = ("a", "b", "games", "wins", "ties", "losses", "win_rate", "win_rate_ci95_low", "win_rate_ci95_high",
