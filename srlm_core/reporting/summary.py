@@ -1,7 +1,8 @@
-"""Everything a run measured, gathered from its files: per model the training and
-reward-modelling metrics and answer length, per matchup the head-to-head result, per
-iteration the statistics of the `stats` stage, and the lineage chain. Read by
-`srlm metrics` and `srlm report`; missing files (stages not run yet) give empty fields.
+"""Everything a run measured, gathered from its files: per model the training,
+reward-modelling and implicit-reward metrics and answer length, per matchup the
+head-to-head result, per iteration the statistics of the `stats` stage, and the lineage
+chain. Read by `srlm metrics` and `srlm report`; missing files (stages not run yet) give
+empty fields.
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ from ..params import load_params
 from ..storage import read_json
 
 TRAIN_KEYS = ("examples", "steps", "final_loss", "final_rewards_accuracies", "final_rewards_margins")
+IMPLICIT_KEYS = ("reference", "trees", "pairs", "implicit_accuracy_ref", "implicit_accuracy_ref_ci95_low",
+                 "implicit_accuracy_ref_ci95_high", "implicit_tie_rate_ref", "implicit_margin_ref",
+                 "implicit_accuracy_sft", "implicit_accuracy_sft_ci95_low", "implicit_accuracy_sft_ci95_high",
+                 "implicit_tie_rate_sft", "implicit_margin_sft", "likelihood_accuracy", "likelihood_accuracy_per_token")
 RM_KEYS = ("pairwise_accuracy", "pairwise_accuracy_ci95_low", "pairwise_accuracy_ci95_high", "exact_match", "spearman",
            "kendall", "top_scored_5", "parse_failure_rate")
 
@@ -28,14 +33,25 @@ def collect(root: Path | str = ".") -> dict:
         manifest = root / "models" / name / lineage.MANIFEST
         record = lineage.read_manifest(manifest.parent) if manifest.is_file() else {}
         answers = stats.get("models", {}).get(name, {})
+        implicit = read_json(metrics / name / "implicit.json")
         models.append({"model": name, "kind": record.get("kind"), "hash": record.get("hash"),
                        **{k: train.get(k) for k in TRAIN_KEYS}, **{k: rm.get(k) for k in RM_KEYS},
+                       "implicit": {k: implicit.get(k) for k in IMPLICIT_KEYS} if implicit else None,
                        "answer_chars": answers.get("answer_chars"), "answer_tokens": answers.get("answer_tokens")})
     matchups = [{"matchup": name, **read_json(metrics / "h2h" / f"{name}.json")} for name in params.evaluation.matchups]
     last = root / "models" / (list(params.iterations)[-1] if params.iterations else "M1")
     chain = lineage.chain(last) if (last / lineage.MANIFEST).is_file() else []
     return {"models": models, "matchups": [m for m in matchups if "games" in m],
             "iterations": stats.get("iterations", {}), "lineage": chain}
+
+
+def interval_text(values: dict, key: str) -> str:
+    """`0.612 [0.540, 0.680]`: a value and its 95% interval (`<key>_ci95_low`, `_high`), or `-` without one."""
+    if values.get(key) is None:
+        return "-"
+    if values.get(f"{key}_ci95_low") is None:
+        return f"{values[key]:.3f}"
+    return f"{values[key]:.3f} [{values[f'{key}_ci95_low']:.3f}, {values[f'{key}_ci95_high']:.3f}]"
 
 
 def preference_text(matchup: dict) -> str:
