@@ -347,7 +347,8 @@ def _default_references() -> dict[str, str]:
 class ImplicitParams(Section):
     models: list[str] = Field(default_factory=lambda: ["M0", "SFT", "M1", "M2", "M3"],
                               description="Models whose log-probs of the held-out replies are computed (stage "
-                              "logprobs@<model>): every evaluated model and every reference; add new iterations here too.")
+                              "logprobs@<model>): every measured model and every reference; add new iterations here "
+                              "too.")
     references: dict[str, str] = Field(
         default_factory=_default_references,
         description="Implicit reward: evaluated model -> the model it is measured against (default: the one it was "

@@ -26,10 +26,10 @@ from ..storage import atomic_write_bytes, read_json, write_json
 ITERATION_SQL = Path(__file__).parent / "iteration_stats.sql"
 RM_KEYS = ("pairwise_accuracy", "exact_match", "spearman", "kendall", "top_scored_5", "parse_failure_rate",
            "tie_rate", "groups", "pairs")
-IMPLICIT_KEYS = ("reference", "implicit_accuracy_ref", "implicit_accuracy_ref_ci95_low", "implicit_accuracy_ref_ci95_high",
-                 "implicit_margin_ref", "implicit_accuracy_sft", "implicit_accuracy_sft_ci95_low",
-                 "implicit_accuracy_sft_ci95_high", "implicit_margin_sft", "likelihood_accuracy",
-                 "likelihood_accuracy_per_token")
+IMPLICIT_KEYS = ("reference", "implicit_accuracy_ref", "implicit_accuracy_ref_ci95_low",
+                 "implicit_accuracy_ref_ci95_high", "implicit_margin_ref", "implicit_accuracy_sft",
+                 "implicit_accuracy_sft_ci95_low", "implicit_accuracy_sft_ci95_high", "implicit_margin_sft",
+                 "likelihood_accuracy", "likelihood_accuracy_per_token")
 H2H_KEYS = ("a", "b", "games", "wins", "ties", "losses", "win_rate", "win_rate_ci95_low", "win_rate_ci95_high",
             "decisive_rate", "first_position_rate", "mean_preference", "mean_preference_ci95_low",
             "mean_preference_ci95_high")
@@ -103,7 +103,8 @@ def run(params: Params, *, events_root: Path, metrics_root: Path, out_dir: Path)
     write_csv(iterations, plots / "iterations.csv", [c for c in iterations[0] if c != "rejected_by_reason"]
               if iterations else ["iteration"])
     write_csv(scores, plots / "scores.csv", ["iteration", "bin", "judgements"])
-    write_csv(models, plots / "models.csv", ["model", "order", *RM_KEYS, *IMPLICIT_KEYS, "answers", "answer_chars", "answer_tokens"])
+    write_csv(models, plots / "models.csv", ["model", "order", *RM_KEYS, *IMPLICIT_KEYS, "answers", "answer_chars",
+                                             "answer_tokens"])
     write_csv(games, plots / "h2h.csv", ["matchup", *H2H_KEYS])
     write_csv(training, plots / "training.csv", ["model", "step", "loss"])
     stats = {"iterations": {f"iteration_{r['iteration']}": {k: v for k, v in r.items() if k != "iteration"}
