@@ -340,6 +340,27 @@ def _default_matchups() -> dict[str, Matchup]:
     return {f"{a}_vs_{b}": Matchup(a=a, b=b) for a, b in pairs}
 
 
+def _default_references() -> dict[str, str]:
+    return {"SFT": "M0", "M1": "M0", "M2": "M1", "M3": "M2"}
+
+
+class ImplicitParams(Section):
+    models: list[str] = Field(default_factory=lambda: ["M0", "SFT", "M1", "M2", "M3"],
+                              description="Models whose log-probs of the held-out replies are computed (stage "
+                              "logprobs@<model>): every measured model and every reference; add new iterations here "
+                              "too.")
+    references: dict[str, str] = Field(
+        default_factory=_default_references,
+        description="Implicit reward: evaluated model -> the model it is measured against (default: the one it was "
+        "trained from; M1 against M0, its lineage parent, as the SFT baseline comparison gives the EFT effect). "
+        "Every model is also measured against SFT. Each name must be in evaluation.implicit.models.")
+    max_groups: int = Field(200, gt=0, description="Held-out ranked sibling groups scored (all depths, first in the "
+                            "seed's order of trees).")
+    max_length: int = Field(2048, gt=0, description="Tokens of conversation + reply; a longer reply is left out "
+                            "(and counted), never cut, so siblings are compared whole.")
+    batch_size: int = Field(4, gt=0, description="Sequences per forward pass.")
+
+
 class EvaluationParams(Section):
     models: list[str] = Field(default_factory=lambda: ["SFT", "M1", "M2", "M3"],
                               description="Models evaluated (SFT, M1 or keys of `iterations`); add new iterations here too.")
@@ -354,6 +375,7 @@ class EvaluationParams(Section):
         description="Head-to-head games: name -> {a, b}, both in `models`; the name is the stage and partition key. "
         "Default: each Mt against M(t-1) and against SFT.")
     bootstrap: int = Field(2000, gt=0, description="Bootstrap resamples of the games for the win rate's 95% interval.")
+    implicit: ImplicitParams = ImplicitParams()
 
     @model_validator(mode="after")
     def _matchups(self) -> "EvaluationParams":
@@ -410,7 +432,22 @@ class Params(Section):
         if unknown:
             raise ValueError(f"evaluation.models names {unknown}, which the pipeline does not train "
                              f"(known: SFT, {', '.join(sorted(known))})")
+        self._implicit_models(known | {"M0", "SFT"})
         return self
+
+    def _implicit_models(self, known: set[str]) -> None:
+        cfg = self.evaluation.implicit
+        unknown = [m for m in cfg.models if m not in known]
+        if unknown:
+            raise ValueError(f"evaluation.implicit.models names {unknown}, which the pipeline does not build "
+                             f"(known: {', '.join(sorted(known))})")
+        for name, reference in cfg.references.items():
+            if name == reference:
+                raise ValueError(f"evaluation.implicit.references.{name}: a model cannot be its own reference")
+            missing = [m for m in (name, reference, "SFT") if m not in cfg.models]
+            if missing:
+                raise ValueError(f"evaluation.implicit.references.{name}: {missing} not in evaluation.implicit.models; "
+                                 "every measured model, its reference and SFT need their log-probs")
 
 
 # Values quoted in an error are cut short: a long string, or a structure built from YAML

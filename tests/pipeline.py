@@ -31,7 +31,7 @@ def clone_repo(dest: Path, params: dict) -> Path:
     return dest
 
 
-REPLACED = {"iterations", "matchups"}   # collections of named entries: an override replaces them whole
+REPLACED = {"iterations", "matchups", "references"}   # collections of named entries: an override replaces them whole
 
 
 def merge(base: dict, override: dict) -> dict:

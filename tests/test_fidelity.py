@@ -78,7 +78,8 @@ TINY = {
     "dpo": {"batch_size": 2, "grad_accum": 1, "max_steps": 2, "max_length": 256, "eval_steps": 1,
             "selection_prompts": 2},
     "iterations": {"M2": {"prev": "M1", "t": 1}},
-    "evaluation": {"models": ["SFT", "M1", "M2"], "matchups": {"M2_vs_M1": {"a": "M2", "b": "M1"}}},
+    "evaluation": {"models": ["SFT", "M1", "M2"], "matchups": {"M2_vs_M1": {"a": "M2", "b": "M1"}},
+                   "implicit": {"models": ["M0", "SFT", "M1", "M2"], "references": {"SFT": "M0", "M1": "M0", "M2": "M1"}}},
 }
 
 

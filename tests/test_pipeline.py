@@ -25,7 +25,8 @@ SMALL = {
                    "evaluator": {"max_prompt_tokens": 48, "max_response_tokens": 48}},
 }
 LOOP_STAGES = ["sft_baseline", "eft", "sft", "prompts@M2", "candidates@M2", "judge@M2", "pairs@M2", "dpo@M2",
-               "dpo@M3", "rm_eval@M3", "answers@M3", "h2h@M3_vs_M2", "stats"]
+               "dpo@M3", "rm_eval@M3", "answers@M3", "h2h@M3_vs_M2", "logprobs@M0",
+               "logprobs@M3", "implicit@M3", "stats"]
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +119,24 @@ def test_training_and_evaluation_metrics_are_dvc_metrics(repo):
     assert "final_rewards_margins" in m2 and "final_rewards_accuracies" in m2
 
 
+def test_implicit_reward_is_a_dvc_metric_in_stats_and_srlm_metrics(repo):
+    shown = dvc(repo, "metrics", "show", "--json").stdout
+    for name in ("SFT", "M1", "M2", "M3"):
+        assert f"metrics/{name}/implicit.json" in shown
+    m3, sft = (json.loads((repo / "metrics" / n / "implicit.json").read_text()) for n in ("M3", "SFT"))
+    assert (m3["reference"], m3["groups"], m3["trees"]) == ("M2", 10, 10) and m3["pairs"] > 0
+    assert 0 <= m3["implicit_accuracy_ref"] <= 1 and 0 <= m3["implicit_accuracy_sft"] <= 1
+    assert sft["reference"] == "M0" and sft["implicit_accuracy_sft"] is None
+    # the tiny pipeline's M1 is the SFT baseline to the bit (EFT falls back to IFT): no movement, every pair ties
+    m1 = json.loads((repo / "metrics" / "M1" / "implicit.json").read_text())
+    assert (m1["implicit_accuracy_sft"], m1["implicit_tie_rate_sft"]) == (0.5, 1.0)
+    stats = json.loads((repo / "reports" / "stats.json").read_text())
+    assert stats["models"]["M3"]["implicit_accuracy_ref"] == m3["implicit_accuracy_ref"]
+    rows = json.loads(srlm(repo, "metrics", "--json").stdout)["models"]
+    assert {r["model"]: r["implicit"]["reference"] for r in rows if r["implicit"]} == \
+        {"SFT": "M0", "M1": "M0", "M2": "M1", "M3": "M2"}
+
+
 def test_head_to_head_games_are_logged_and_summarised(repo):
     shown = dvc(repo, "metrics", "show", "--json").stdout
     for name in ("M1_vs_SFT", "M2_vs_M1", "M2_vs_SFT", "M3_vs_M2", "M3_vs_SFT"):
@@ -169,8 +188,9 @@ def test_plots_render_offline_in_chromium(repo, chromium):
     assert page.endswith("index.html") and "cdn.jsdelivr" not in (repo / page).read_text()
     browser = [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=15000"]
     dom = run(repo, *browser, "--dump-dom", str(repo / page)).stdout
-    charts = ["reward_model_accuracy", "head_to_head_win_rate", "answer_length", "response_length_by_iteration",
-              "judge_scores_by_iteration", "training_loss"]
+    charts = ["reward_model_accuracy", "implicit_reward_accuracy", "implicit_reward_accuracy_vs_sft",
+              "head_to_head_win_rate", "answer_length", "response_length_by_iteration", "judge_scores_by_iteration",
+              "training_loss"]
     for chart in charts:
         assert f'id="{chart}"' in dom, chart
     # Vega-Embed draws each chart as an SVG of class "marks"; a chart that fails to render has none.
@@ -193,20 +213,20 @@ def test_metrics_command_lists_every_model_and_matchup(repo):
 def test_report_is_self_contained(repo, chromium):
     srlm(repo, "report")
     page = (repo / "reports" / "report.html").read_text()
-    for needle in ("Head to head", "M3_vs_M2", "Lineage", "Per iteration", "prompts_paired", "<svg"):
+    for needle in ("Head to head", "Implicit reward against human preference", "M3_vs_M2", "Lineage", "Per iteration", "prompts_paired", "<svg"):
         assert needle in page, needle
     m3 = json.loads((repo / "models" / "M3" / "manifest.json").read_text())["hash"]
     assert m3[:12] in page
     # No scripts and nothing fetched from elsewhere: links only point into the run's own folders.
     assert "<script" not in page and "http://" not in page.replace("http://www.w3.org", "")
     assert "https://" not in page
-    assert page.count("<figure") == 6
+    assert page.count("<figure") == 8
     markdown = (repo / "reports" / "report.md").read_text()
     assert "| M3_vs_M2 |" in markdown and "](report_files/training_loss.svg)" in markdown
     assert (repo / "reports" / "report_files" / "training_loss.svg").is_file()
     dom = run(repo, chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--dump-dom",
               str(repo / "reports" / "report.html")).stdout
-    assert dom.count("<figure") == 6
+    assert dom.count("<figure") == 8
     before = page
     srlm(repo, "report")
     assert (repo / "reports" / "report.html").read_text() == before

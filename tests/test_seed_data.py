@@ -106,3 +106,44 @@ def test_real_oasst_flat_and_nested_agree(oasst_validation, tmp_path):
     assert flat.ift.equals(nested.ift)
     assert flat.groups.equals(nested.groups)
     assert flat.ift.num_rows > 100 and flat.groups.num_rows > 400
+
+
+def deep_tree(tree: str) -> list[dict]:
+    """A root with 2 ranked replies; under the best one a user follow-up with 3 ranked replies (one unranked
+    beside them) and an assistant-only branch; a second follow-up with a single ranked reply."""
+    from conftest import message
+
+    return small_tree(tree, replies=2) + [
+        message(f"{tree}-u1", f"{tree}-r0", f"{tree}-root", role="prompter", text=f"Follow-up to {tree}?"),
+        *(message(f"{tree}-u1a{i}", f"{tree}-u1", f"{tree}-root", rank=rank, text=f"Deep answer {i}.")
+          for i, rank in enumerate([1, 0, 2])),
+        message(f"{tree}-u1ax", f"{tree}-u1", f"{tree}-root", rank=None),
+        message(f"{tree}-u2", f"{tree}-r1", f"{tree}-root", role="prompter"),
+        message(f"{tree}-u2a", f"{tree}-u2", f"{tree}-root", rank=0),
+    ]
+
+
+def test_heldout_groups_at_every_depth_with_their_conversation(tmp_path):
+    source = write_jsonl(tmp_path / "seed.jsonl", [m for t in ("a", "b", "c", "d") for m in deep_tree(t)])
+    data = build(params(source=str(source), eval_fraction=0.5))
+    rows = data.heldout.to_pylist()
+    eval_trees = {r["tree_id"] for r in data.groups.to_pylist() if r["split"] == "eval"}
+    assert {r["tree_id"] for r in rows} == eval_trees and len(eval_trees) == 2
+    tree = sorted(eval_trees)[0].removesuffix("-root")
+    mine = [r for r in rows if r["tree_id"] == f"{tree}-root"]
+    assert [(r["depth"], r["group_id"], r["reply_id"], r["rank"]) for r in mine] == [
+        (1, f"{tree}-root", f"{tree}-r0", 0), (1, f"{tree}-root", f"{tree}-r1", 1),
+        (3, f"{tree}-u1", f"{tree}-u1a1", 0), (3, f"{tree}-u1", f"{tree}-u1a0", 1),
+        (3, f"{tree}-u1", f"{tree}-u1a2", 2)]
+    assert mine[2]["conversation"] == [{"role": "user", "content": f"Question {tree}?"},
+                                       {"role": "assistant", "content": f"Answer 0 to {tree}."},
+                                       {"role": "user", "content": f"Follow-up to {tree}?"}]
+    assert data.summary["heldout_groups_by_depth"] == {"1": 2, "3": 2}
+    # the root groups of the held-out split are the eval rows of ranked_groups.parquet, reply for reply
+    assert sorted((r["reply_id"], r["reply"], r["rank"]) for r in rows if r["depth"] == 1) == sorted(
+        (r["reply_id"], r["reply"], r["rank"]) for r in data.groups.to_pylist() if r["split"] == "eval")
+
+
+def test_bundled_and_real_heldout_groups(oasst_validation):
+    assert build(params()).summary["heldout_groups_by_depth"] == {"1": 10}
+    assert build(params(source=str(oasst_validation))).summary["heldout_groups_by_depth"] == {"1": 38, "3": 45}

@@ -1,4 +1,4 @@
-"""`srlm metrics`: every model's training, reward-modelling and head-to-head metrics in one view."""
+"""`srlm metrics`: every model's training, reward-modelling, implicit-reward and head-to-head metrics in one view."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ def metrics(
     root: Path = typer.Option(Path("."), "--root", help="Repository root of the run."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Print every model's metrics (training, reward modelling, answer length) and every head-to-head result.
+    """Print every model's metrics (training, reward modelling, implicit reward, answer length) and every
+    head-to-head result.
 
     Example: srlm metrics --json
     """
@@ -44,6 +45,16 @@ def metrics(
         table.add_row(*(interval_text(row, key) if key in WITH_INTERVAL else _cell(row.get(key))
                         for key, _ in MODEL_COLUMNS))
     console.print(table)
+    implicit = Table("model", "reference", "vs reference [95% CI]", "vs SFT [95% CI]", "likelihood", "per token",
+                     "pairs", "trees", title="implicit reward: human-preferred reply gains more "
+                     "(0.5 = no regard to preference; ties 1/2)")
+    for row in summary["models"]:
+        m = row["implicit"]
+        if m:
+            implicit.add_row(row["model"], m["reference"], interval_text(m, "implicit_accuracy_ref"),
+                             interval_text(m, "implicit_accuracy_sft"), _cell(m["likelihood_accuracy"]),
+                             _cell(m["likelihood_accuracy_per_token"]), str(m["pairs"]), str(m["trees"]))
+    console.print(implicit)
     games = Table("matchup", "a", "b", "win", "tie", "loss", "win rate [95% CI]", "first-position rate",
                   "mean preference [95% CI]", "evaluator", title="head to head (win rate of a; ties count 1/2)")
     for m in summary["matchups"]:

@@ -131,6 +131,42 @@ def root_prompts(messages: list[Message]) -> list[RootPrompt]:
     return roots
 
 
+@dataclass(frozen=True)
+class RankedSiblings:
+    """Assistant replies to one user message that humans ranked against each other (>= 2), best
+    first, with the conversation that led to them: the messages from the tree's root prompt down to
+    that user message. `depth` is the replies' depth in the tree (1: replies to the root prompt)."""
+
+    tree_id: str
+    conversation: tuple[Message, ...]
+    ranked: tuple[Message, ...]
+
+    @property
+    def depth(self) -> int:
+        return len(self.conversation)
+
+
+def ranked_siblings(messages: list[Message]) -> list[RankedSiblings]:
+    """Every group of >= 2 ranked assistant siblings, at any depth; sorted by tree, depth, parent id.
+    Expects complete, filtered trees (check_structure, apply_filters): every parent is present."""
+    by_id = {m.message_id: m for m in messages}
+    children = defaultdict(list)
+    for message in messages:
+        if message.parent_id is not None:
+            children[message.parent_id].append(message)
+    groups = []
+    for parent_id, replies in children.items():
+        ranked = sorted((c for c in replies if c.role == "assistant" and c.rank is not None),
+                        key=lambda c: (c.rank, c.message_id))
+        if len(ranked) < 2 or by_id[parent_id].role != "prompter":
+            continue
+        path = [by_id[parent_id]]
+        while path[-1].parent_id is not None:
+            path.append(by_id[path[-1].parent_id])
+        groups.append(RankedSiblings(path[-1].tree_id, tuple(reversed(path)), tuple(ranked)))
+    return sorted(groups, key=lambda g: (g.tree_id, g.depth, g.conversation[-1].message_id))
+
+
 def counts(messages: list[Message]) -> dict[str, int]:
     roots = root_prompts(messages)
     return {

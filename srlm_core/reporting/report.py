@@ -1,7 +1,7 @@
 """`srlm report`: one self-contained HTML page (and a Markdown twin) summarising a run.
 
-The page holds the models with their training, reward-modelling and head-to-head
-metrics, the lineage chain with hashes, per-iteration statistics, the plots declared in
+The page holds the models with their training, reward-modelling, implicit-reward and
+head-to-head metrics, the lineage chain with hashes, per-iteration statistics, the plots declared in
 dvc.yaml (rendered to inline SVG by vl-convert, so no script or network is needed) and
 relative links into the event log and metrics files. The Markdown version links the
 same plots as SVG files beside it. Nothing time-dependent is written, so re-running on
@@ -138,6 +138,18 @@ def build(root: Path, out_dir: Path) -> Document:
               [[m["model"], interval_text(m, "pairwise_accuracy"), m["exact_match"], m["spearman"], m["kendall"],
                 m["top_scored_5"], m["parse_failure_rate"], interval_text(m, "text_parse_rate"), m["answer_chars"],
                 m["answer_tokens"]] for m in models])
+    doc.heading("Implicit reward against human preference")
+    doc.text("Judge-free: on the held-out human-ranked replies (every depth of the trees), the implicit reward "
+             "r = log p_model(y|x) - log p_ref(y|x); the share of sibling pairs where the human-preferred reply gains "
+             "more (ties 1/2), against the model's reference and against the SFT baseline, with a 95% interval over "
+             "trees. 0.5 means the model moved without regard to human preference; above it, toward what people "
+             "prefer. Likelihood ranks the pairs by log p_model alone (mostly a length effect), for context.")
+    implicit = [(m["model"], m["implicit"]) for m in summary["models"] if m["implicit"]]
+    doc.table(["model", "reference", "vs reference [95% CI]", "margin (nats)", "vs SFT [95% CI]", "margin (nats)",
+               "likelihood", "likelihood per token", "pairs", "trees"],
+              [[name, m["reference"], interval_text(m, "implicit_accuracy_ref"), m["implicit_margin_ref"],
+                interval_text(m, "implicit_accuracy_sft"), m["implicit_margin_sft"], m["likelihood_accuracy"],
+                m["likelihood_accuracy_per_token"], m["pairs"], m["trees"]] for name, m in implicit])
     doc.heading("Head to head")
     doc.text("Each game is played in both orders; a game is won only when both orders prefer the same model, else "
              "it is a tie. Win rate of a = (wins + ties/2) / games, with a bootstrap 95% interval.")

@@ -1,7 +1,8 @@
-"""Everything a run measured, gathered from its files: per model the training and
-reward-modelling metrics and answer length, per matchup the head-to-head result, per
-iteration the statistics of the `stats` stage, and the lineage chain. Read by
-`srlm metrics` and `srlm report`; missing files (stages not run yet) give empty fields.
+"""Everything a run measured, gathered from its files: per model the training,
+reward-modelling and implicit-reward metrics and answer length, per matchup the
+head-to-head result, per iteration the statistics of the `stats` stage, and the lineage
+chain. Read by `srlm metrics` and `srlm report`; missing files (stages not run yet) give
+empty fields.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ from ..storage import read_json
 
 TRAIN_KEYS = ("examples", "steps", "final_loss", "final_rewards_accuracies", "final_rewards_margins", "pairs_loss",
               "pairs_reward_accuracy", "pairs_reward_margin")
+IMPLICIT_KEYS = ("reference", "trees", "pairs", "implicit_accuracy_ref", "implicit_accuracy_ref_ci95_low",
+                 "implicit_accuracy_ref_ci95_high", "implicit_tie_rate_ref", "implicit_margin_ref",
+                 "implicit_accuracy_sft", "implicit_accuracy_sft_ci95_low", "implicit_accuracy_sft_ci95_high",
+                 "implicit_tie_rate_sft", "implicit_margin_sft", "likelihood_accuracy", "likelihood_accuracy_per_token")
 RM_KEYS = ("pairwise_accuracy", "pairwise_accuracy_ci95_low", "pairwise_accuracy_ci95_high", "exact_match", "spearman",
            "kendall", "top_scored_5", "parse_failure_rate", "text_parse_rate", "text_parse_rate_ci95_low",
            "text_parse_rate_ci95_high")
@@ -31,8 +36,10 @@ def collect(root: Path | str = ".") -> dict:
         manifest = root / "models" / name / lineage.MANIFEST
         record = lineage.read_manifest(manifest.parent) if manifest.is_file() else {}
         answers = stats.get("models", {}).get(name, {})
+        implicit = read_json(metrics / name / "implicit.json")
         models.append({"model": name, "kind": record.get("kind"), "hash": record.get("hash"),
                        **{k: train.get(k) for k in TRAIN_KEYS}, **{k: rm.get(k) for k in RM_KEYS},
+                       "implicit": {k: implicit.get(k) for k in IMPLICIT_KEYS} if implicit else None,
                        **{k: answers.get(k) for k in STATS_KEYS}})
     matchups = [{"matchup": name, **read_json(metrics / "h2h" / f"{name}.json")} for name in params.evaluation.matchups]
     last = root / "models" / (list(params.iterations)[-1] if params.iterations else "M1")
@@ -41,12 +48,13 @@ def collect(root: Path | str = ".") -> dict:
             "iterations": stats.get("iterations", {}), "lineage": chain}
 
 
-def interval_text(row: dict, key: str) -> str:
-    """`0.512 [0.480, 0.545]`: a measure and its 95% interval (`<key>_ci95_low/high`), or `-`."""
-    if row.get(key) is None:
+def interval_text(values: dict, key: str) -> str:
+    """`0.612 [0.540, 0.680]`: a value and its 95% interval (`<key>_ci95_low`, `_high`), or `-` without one."""
+    if values.get(key) is None:
         return "-"
-    low, high = row.get(f"{key}_ci95_low"), row.get(f"{key}_ci95_high")
-    return f"{row[key]:.3f}" if low is None else f"{row[key]:.3f} [{low:.3f}, {high:.3f}]"
+    if values.get(f"{key}_ci95_low") is None:
+        return f"{values[key]:.3f}"
+    return f"{values[key]:.3f} [{values[f'{key}_ci95_low']:.3f}, {values[f'{key}_ci95_high']:.3f}]"
 
 
 def preference_text(matchup: dict) -> str:

@@ -3,6 +3,8 @@
 Outputs (all content-hashed in summary.json):
   <out>/ift.parquet            first-turn (prompt, top-ranked reply) pairs, train split, capped
   <out>/ranked_groups.parquet  one row per ranked reply of root prompts with >= 2 of them
+  <out>/heldout_ranked.parquet one row per ranked reply of the eval split, at every depth of the trees
+                               where >= 2 siblings are ranked, with the conversation before it
   <out>/summary.json           counts, dropped-by-reason, split sizes, input and output hashes
   <events>/prompts/iteration=0 the seed and held-out evaluation prompts as PromptAdded events
 """
@@ -18,10 +20,12 @@ from ..errors import InputError
 from ..hashing import combine, row_id, sha256_file
 from ..inputs.conversations import (
     Filters,
+    RankedSiblings,
     RootPrompt,
     apply_filters,
     check_structure,
     counts,
+    ranked_siblings,
     root_prompts,
 )
 from ..inputs.eval_prompts import read_eval_prompts
@@ -41,6 +45,12 @@ GROUPS_SCHEMA = pa.schema([
     ("prompt_id", pa.string()), ("tree_id", pa.string()), ("split", pa.string()), ("prompt", pa.string()),
     ("reply_id", pa.string()), ("reply", pa.string()), ("rank", pa.int64()),
 ])
+TURN = pa.struct([("role", pa.string()), ("content", pa.string())])
+HELDOUT_SCHEMA = pa.schema([
+    ("group_id", pa.string()), ("tree_id", pa.string()), ("depth", pa.int64()), ("conversation", pa.list_(TURN)),
+    ("reply_id", pa.string()), ("reply", pa.string()), ("rank", pa.int64()),
+])
+CHAT_ROLES = {"prompter": "user", "assistant": "assistant"}
 
 
 def filters_from(params: DataParams) -> Filters:
@@ -59,10 +69,22 @@ def split_by_tree(tree_ids: list[str], eval_fraction: float, split_seed: int) ->
     return {tree: ("eval" if i < n_eval else "train") for i, tree in enumerate(order)}
 
 
+def heldout_rows(groups: list[RankedSiblings], split: dict[str, str], order: dict[str, str]) -> list[dict]:
+    """The eval split's ranked sibling groups, one row per reply, trees in the split's seeded order.
+    group_id is the id of the user message the siblings answer."""
+    held = sorted((g for g in groups if split[g.tree_id] == "eval"),
+                  key=lambda g: (order[g.tree_id], g.depth, g.conversation[-1].message_id))
+    return [dict(group_id=g.conversation[-1].message_id, tree_id=g.tree_id, depth=g.depth,
+                 conversation=[{"role": CHAT_ROLES[m.role], "content": m.text} for m in g.conversation],
+                 reply_id=reply.message_id, reply=reply.text, rank=reply.rank)
+            for g in held for reply in g.ranked]
+
+
 @dataclass(frozen=True)
 class SeedData:
     ift: pa.Table
     groups: pa.Table
+    heldout: pa.Table
     prompts: list[PromptAdded]
     summary: dict
 
@@ -97,6 +119,8 @@ def build(params: DataParams) -> SeedData:
         raise InputError(source, None, "no ranked groups: no root prompt has 2 or more ranked assistant replies",
                          "the judge needs human-ranked replies to learn from")
 
+    heldout = heldout_rows(ranked_siblings(kept), split, order)
+
     prompts = [PromptAdded.create(iteration=0, source="seed", text=r.message.text, model_hash=None,
                                   origin_id=r.message.message_id, split=split[r.tree_id], stage=STAGE,
                                   seed=None, sampling=None) for r in roots]
@@ -111,18 +135,21 @@ def build(params: DataParams) -> SeedData:
         "ift_examples": len(ift_rows),
         "ranked_groups_by_split": {s: len({r["prompt_id"] for r in group_rows if r["split"] == s})
                                    for s in ("train", "eval")},
+        "heldout_groups_by_depth": {str(d): len({r["group_id"] for r in heldout if r["depth"] == d})
+                                    for d in sorted({r["depth"] for r in heldout})},
         "eval_prompts": sum(1 for p in prompts if p.source == "eval"),
         "inputs": {str(p): sha256_file(p) for p in source_files(source) + [Path(params.eval_prompts)]},
     }
     return SeedData(pa.Table.from_pylist(ift_rows, schema=IFT_SCHEMA),
-                    pa.Table.from_pylist(group_rows, schema=GROUPS_SCHEMA), prompts, summary)
+                    pa.Table.from_pylist(group_rows, schema=GROUPS_SCHEMA),
+                    pa.Table.from_pylist(heldout, schema=HELDOUT_SCHEMA), prompts, summary)
 
 
 def run(params: DataParams, out_dir: Path | str, events_root: Path | str) -> dict:
     """Build everything first, then write: bad input leaves no output behind."""
     data = build(params)
     out_dir = Path(out_dir)
-    outputs = {"ift.parquet": data.ift, "ranked_groups.parquet": data.groups}
+    outputs = {"ift.parquet": data.ift, "ranked_groups.parquet": data.groups, "heldout_ranked.parquet": data.heldout}
     hashes = {name: sha256_file(write_parquet(table, out_dir / name)) for name, table in outputs.items()}
     EventLog(events_root).append(data.prompts)
     summary = dict(data.summary, outputs=hashes, hash=combine(hashes))

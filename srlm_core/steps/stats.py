@@ -3,8 +3,9 @@ gathered into one DVC metrics file and the tables that `dvc plots` and `srlm rep
 
 Writes under reports/:
   stats.json            per iteration (prompts written/filtered/paired, lengths, scores,
-                        margins) and per model (reward-modelling metrics, answer length, its
-                        training run's final figures, the share of answers that changed)
+                        margins) and per model (reward-modelling and implicit-reward metrics,
+                        answer length, its training run's final figures, the share of answers
+                        that changed from its parent)
   plots/iterations.csv  one row per iteration (the same numbers as stats.json)
   plots/scores.csv      judge score histogram: iteration, bin (lower edge, width 0.5), count
   plots/models.csv      one row per evaluated model, in evaluation.models order
@@ -29,6 +30,10 @@ RM_KEYS = ("pairwise_accuracy", "pairwise_accuracy_ci95_low", "pairwise_accuracy
            "text_parse_rate", "text_parse_rate_ci95_low", "text_parse_rate_ci95_high")
 TRAIN_KEYS = ("steps", "final_loss", "pairs_loss", "pairs_reward_accuracy", "pairs_reward_margin")
 CHANGE_KEYS = ("parent", "answers_compared", "answers_changed")
+IMPLICIT_KEYS = ("reference", "implicit_accuracy_ref", "implicit_accuracy_ref_ci95_low",
+                 "implicit_accuracy_ref_ci95_high", "implicit_margin_ref", "implicit_accuracy_sft",
+                 "implicit_accuracy_sft_ci95_low", "implicit_accuracy_sft_ci95_high", "implicit_margin_sft",
+                 "likelihood_accuracy", "likelihood_accuracy_per_token")
 H2H_KEYS = ("a", "b", "games", "wins", "ties", "losses", "win_rate", "win_rate_ci95_low", "win_rate_ci95_high",
             "decisive_rate", "first_position_rate", "mean_preference", "mean_preference_ci95_low",
             "mean_preference_ci95_high")
@@ -77,8 +82,10 @@ def model_rows(params: Params, con, metrics_root: Path) -> list[dict]:
     for order, name in enumerate(params.evaluation.models):
         rm = read_json(metrics_root / name / "rm_eval.json")
         train = read_json(metrics_root / name / "train.json")
+        implicit = read_json(metrics_root / name / "implicit.json")
         lengths = answers.get(name, {})
         rows.append({"model": name, "order": order, **{k: rm.get(k) for k in RM_KEYS},
+                     **{k: implicit.get(k) for k in IMPLICIT_KEYS},
                      **{k: lengths.get(k) for k in ("answers", "answer_chars", "answer_tokens")},
                      **{f"train_{k}": train.get(k) for k in TRAIN_KEYS},
                      **{k: changes.get(name, {}).get(k) for k in CHANGE_KEYS}})
@@ -119,8 +126,8 @@ def run(params: Params, *, events_root: Path, metrics_root: Path, out_dir: Path)
     write_csv(iterations, plots / "iterations.csv", [c for c in iterations[0] if c != "rejected_by_reason"]
               if iterations else ["iteration"])
     write_csv(scores, plots / "scores.csv", ["iteration", "bin", "judgements"])
-    write_csv(models, plots / "models.csv", ["model", "order", *RM_KEYS, "answers", "answer_chars", "answer_tokens",
-                                             *(f"train_{k}" for k in TRAIN_KEYS), *CHANGE_KEYS])
+    write_csv(models, plots / "models.csv", ["model", "order", *RM_KEYS, *IMPLICIT_KEYS, "answers", "answer_chars",
+                                             "answer_tokens", *(f"train_{k}" for k in TRAIN_KEYS), *CHANGE_KEYS])
     write_csv(games, plots / "h2h.csv", ["matchup", *H2H_KEYS])
     write_csv(training, plots / "training.csv", ["model", "step", "loss"])
     stats = {"iterations": {f"iteration_{r['iteration']}": {k: v for k, v in r.items() if k != "iteration"}

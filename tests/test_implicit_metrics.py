@@ -1,0 +1,67 @@
+"""Implicit-reward and likelihood agreement with human ranks, on hand-made log-probs with known answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from srlm_core.reporting.implicit_metrics import compute, sibling_pairs
+
+
+def reply(tree, group, rank, logprob, ref, sft=None, tokens=10, depth=1):
+    return {"tree_id": tree, "group_id": group, "depth": depth, "rank": rank, "tokens": tokens, "logprob": logprob,
+            "ref_logprob": ref, "sft_logprob": ref if sft is None else sft}
+
+
+def test_pairs_are_siblings_with_different_ranks_best_first():
+    rows = [reply("t", "g", 1, 0, 0), reply("t", "g", 0, 0, 0), reply("t", "g", 0, 0, 0), reply("t", "h", 0, 0, 0)]
+    pairs = sibling_pairs(rows)
+    assert len(pairs) == 2 and all(better["rank"] == 0 and worse["rank"] == 1 for better, worse in pairs)
+
+
+def test_a_model_that_moved_toward_the_preferred_reply():
+    # Under the reference the worse reply is likelier; the model raised the better one by 3 nats, the worse by 1.
+    rows = [reply("t1", "g1", 0, -10, -13), reply("t1", "g1", 1, -8, -9),
+            reply("t2", "g2", 0, -20, -22), reply("t2", "g2", 1, -5, -6)]
+    m = compute(rows, with_sft=True, resamples=200)
+    assert m["implicit_accuracy_ref"] == 1 and m["implicit_margin_ref"] == pytest.approx(1.5)
+    assert m["implicit_accuracy_ref_ci95_low"] == m["implicit_accuracy_ref_ci95_high"] == 1
+    # log p alone prefers the worse (shorter) replies: the likelihood ranking disagrees with people
+    assert m["likelihood_accuracy"] == 0
+    assert (m["trees"], m["groups"], m["replies"], m["pairs"]) == (2, 2, 4, 2)
+
+
+def test_a_model_that_prefers_longer_replies_is_not_credited_for_length_alone():
+    # Longer replies (more tokens) gain more under the model whatever people thought: half the longer ones
+    # are preferred, so the implicit accuracy is 0.5; the per-token likelihood ranks them by tokens too.
+    rows = []
+    for i in range(4):
+        long_rank = i % 2
+        rows += [reply(f"t{i}", f"g{i}", long_rank, -100 + 5, -100, tokens=50),
+                 reply(f"t{i}", f"g{i}", 1 - long_rank, -20 + 1, -20, tokens=10)]
+    m = compute(rows, with_sft=True, resamples=200)
+    assert m["implicit_accuracy_ref"] == 0.5 and m["implicit_tie_rate_ref"] == 0
+    assert m["implicit_accuracy_ref_ci95_low"] < 0.5 < m["implicit_accuracy_ref_ci95_high"]
+
+
+def test_ties_count_half_and_an_unmoved_model_scores_one_half():
+    rows = [reply("t", "g", 0, -5, -5), reply("t", "g", 1, -7, -7), reply("t", "g", 2, -9, -9)]
+    m = compute(rows, with_sft=True, resamples=100)
+    assert m["pairs"] == 3 and m["implicit_accuracy_ref"] == 0.5 and m["implicit_tie_rate_ref"] == 1
+    assert m["implicit_margin_ref"] == 0 and m["implicit_accuracy_ref_ci95_low"] == 0.5
+    assert m["likelihood_accuracy"] == 1   # the better replies are likelier: that is not movement
+
+
+def test_sft_reference_and_by_depth():
+    rows = [reply("t", "g", 0, -5, -6, sft=-4), reply("t", "g", 1, -5, -5, sft=-5),
+            reply("t", "h", 0, -5, -5, sft=-5, depth=3), reply("t", "h", 1, -6, -5, sft=-6, depth=3)]
+    m = compute(rows, with_sft=True, resamples=100)
+    assert m["implicit_accuracy_ref"] == 1 and m["implicit_accuracy_sft"] == 0.25   # one loss, one tie
+    assert m["by_depth"] == {"1": {"pairs": 1, "implicit_accuracy_ref": 1.0, "implicit_accuracy_sft": 0.0},
+                             "3": {"pairs": 1, "implicit_accuracy_ref": 1.0, "implicit_accuracy_sft": 0.5}}
+    sft = compute(rows, with_sft=False, resamples=100)
+    assert sft["implicit_accuracy_sft"] is None and sft["by_depth"]["1"]["implicit_accuracy_sft"] is None
+
+
+def test_no_pairs():
+    m = compute([reply("t", "g", 0, -1, -1)], with_sft=True, resamples=10)
+    assert m["pairs"] == 0 and m["implicit_accuracy_ref"] is None and m["implicit_accuracy_ref_ci95_low"] is None
