@@ -24,6 +24,7 @@ from ..errors import SrlmError
 from ..log.eventlog import EventLog
 from ..log.events import EVENT_TYPES
 from ..storage import atomic_write_bytes
+from . import resolution
 from .summary import collect, interval_text, preference_text
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -111,6 +112,19 @@ def plot_svgs(root: Path) -> dict[str, str]:
             for name, entries in plots.items() if entries and entries[0].get("type") == "vega"}
 
 
+def measures(summary: dict) -> list[tuple[str, str, list[dict], str, str]]:
+    """Every measure with an interval, as resolution.rows takes them."""
+    models, implicit = summary["models"], [m["implicit"] for m in summary["models"] if m["implicit"]]
+    return [("RM pairwise accuracy", "held-out groups", models, "pairwise_accuracy", "between models"),
+            ("text parse rate", "held-out groups", models, "text_parse_rate", "between models"),
+            ("implicit reward vs reference", "held-out trees", implicit, "implicit_accuracy_ref",
+             "against no difference"),
+            ("implicit reward vs SFT", "held-out trees", implicit, "implicit_accuracy_sft", "against no difference"),
+            ("head-to-head win rate", "held-out prompts", summary["matchups"], "win_rate", "against no difference"),
+            ("head-to-head mean preference", "held-out prompts", summary["matchups"], "mean_preference",
+             "against no difference")]
+
+
 def build(root: Path, out_dir: Path) -> Document:
     summary = collect(root)
     up = Path(os.path.relpath(root.resolve(), out_dir.resolve()))   # links are relative to the report
@@ -161,6 +175,14 @@ def build(root: Path, out_dir: Path) -> Document:
     doc.text("Mean preference (local evaluator only): P(a's answer is better) averaged over both orders, so the "
              "evaluator's position bias cancels; 0.5 = no difference. Not the paper's rule, a finer reading of the "
              "same games.")
+    doc.heading("Resolution")
+    doc.text("The smallest difference this run could detect (80% power, two-sided 5% level), per measure, from "
+             "its 95% intervals (srlm_core/reporting/resolution.py): a difference smaller than this is not evidence "
+             "either way at this size. Grow the run (prompts, held-out groups) to resolve smaller ones.")
+    found = resolution.rows(measures(summary))
+    doc.table(["measure", "resampled", "comparison", "median 95% CI width", "detectable difference"],
+              [[r["measure"], r["resampled"], r["comparison"], r["median_ci95_width"], r["detectable_difference"]]
+               for r in found])
     doc.heading("Lineage")
     doc.table(["model", "kind", "hash", "trained on", "data hash", "parent hash"],
               [[s["name"], s["kind"], s["hash"][:12], s["training_data"], (s["training_data_hash"] or "")[:12],
