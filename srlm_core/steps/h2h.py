@@ -53,6 +53,7 @@ def run(params: Params, *, matchup: str, models_root: Path, events_root: Path, m
     a, b = cfg.matchups[matchup].a, cfg.matchups[matchup].b
     events = EventLog(events_root)
     answers_a, answers_b = _answers(events, a), _answers(events, b)
+    scores_a, scores_b = _scores(events, a, answers_a), _scores(events, b, answers_b)   # before any game is played
     texts = {p["prompt_id"]: p["text"] for p in events.read(PromptAdded, 0).to_pylist()}
     shared = sorted(set(answers_a) & set(answers_b))
     if not shared:
@@ -93,8 +94,7 @@ def run(params: Params, *, matchup: str, models_root: Path, events_root: Path, m
     metrics = {"matchup": matchup, "a": a, "b": b, "evaluator": evaluator.name, **summary,
                **position_bias.check([(x.choice, y.choice) for x, y in played], **gate),
                "games_skipped": len(shared) - len(played),
-               **pointwise.paired(_scores(events, a, answers_a), _scores(events, b, answers_b),
-                                  resamples=cfg.bootstrap, seed=seed)}
+               **pointwise.paired(scores_a, scores_b, resamples=cfg.bootstrap, seed=seed)}
     write_json(metrics, metrics_dir / f"{matchup}.json")
     journal.clear()
     return metrics
