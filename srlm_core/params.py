@@ -311,7 +311,9 @@ class EvaluatorParams(Section):
         "local", description="local: a checkpoint under models/ reads its verdict from next-token probabilities; "
         "endpoint: any OpenAI-compatible chat-completions server.")
     model: str = Field("M0", description="local: the folder under models/ (M0, the never-trained base, keeps "
-                       "the evaluator fixed across iterations).")
+                       "the evaluator fixed across iterations). With either kind, also the fixed judge that "
+                       "scores every model's held-out answers pointwise (stage scores@<model>): the digit "
+                       "probabilities it needs are not part of the chat-completions API.")
     base_url: str | None = Field(None, description="endpoint: base URL, e.g. https://api.openai.com/v1.")
     endpoint_model: str | None = Field(None, description="endpoint: the model name sent to the server, e.g. gpt-4o.")
     api_key_env: str = Field("OPENAI_API_KEY", description="endpoint: environment variable holding the API key.")
@@ -322,6 +324,16 @@ class EvaluatorParams(Section):
     max_tokens: int = Field(512, gt=0, description="endpoint: completion token limit of a verdict.")
     timeout_s: float = Field(120.0, gt=0, description="endpoint: seconds per request before it fails.")
     batch_size: int = Field(8, gt=0, description="local: evaluator prompts per forward pass.")
+    max_first_position_rate: float = Field(
+        0.75, gt=0.5, le=1, description="Position-bias gate: a matchup's games are marked uninformative "
+        "(`informative: false` and the reason in its metrics) when the 95% interval of the share of verdicts "
+        "naming Response A lies wholly above this, or wholly below 1 minus it. At a first-position rate r the "
+        "win rate cannot move more than 1 - r from 0.5, so past 0.75 the games are squeezed into less than "
+        "half of the win rate's range whatever the answers; 1 turns the gate off.")
+    calibration_games: int = Field(
+        4, ge=0, description="Games (of the first prompts by id) each matchup plays before the rest; when their "
+        "verdicts already fail the position-bias gate the other games are skipped and the metrics say so "
+        "(games_skipped). 0: play every game, then check.")
 
     @model_validator(mode="after")
     def _endpoint(self) -> "EvaluatorParams":

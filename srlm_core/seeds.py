@@ -19,6 +19,7 @@ OFFSETS = {
     "h2h": 11,
     "selection_answers": 11,
     "selection_judge": 12,
+    "scores": 13,
 }
 
 

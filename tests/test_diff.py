@@ -92,3 +92,13 @@ def test_cli_json_and_text(events):
     text = runner.invoke(app, ["diff", "pairs@1", "pairs@2", "--events", str(events)]).output
     assert "1 only in A, 1 only in B, 2 in both" in text and "prompt p4" in text
     assert "margin" in text and "chosen_score" in text
+
+
+def test_pointwise_scores_of_two_models_compare_by_prompt(tmp_path):
+    """`srlm diff answer_scores@M1 answer_scores@SFT`: the fixed judge's scores of two models' answers."""
+    from test_h2h import _matchup_log
+
+    _matchup_log(tmp_path, [4.0, 3.0, 2.0], [3.0, 3.0, 1.0])
+    d = diff("answer_scores@M1", "answer_scores@SFT", tmp_path / "events")
+    assert d["overlap"]["both"] == 3 and (d["a"]["rows"], d["b"]["rows"]) == (6, 6)
+    assert d["scores"]["score"]["delta_mean"] == pytest.approx(-2 / 3)

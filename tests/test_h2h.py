@@ -165,3 +165,100 @@ def test_bad_matchups_are_refused(matchups, message):
 def test_endpoint_needs_url_and_model():
     with pytest.raises(SrlmError, match="base_url and endpoint_model"):
         parse_params({"evaluation": {"evaluator": {"kind": "endpoint"}}})
+
+
+class _Evaluator:
+    """Stands in for make_evaluator's result: `pick` gives the verdict for (prompt, response A, response B)."""
+
+    name, hash = "local:fake", "e" * 64
+    template = PairwiseTemplate.load(TEMPLATE)
+
+    def __init__(self, pick):
+        self.pick, self.asked = pick, 0
+
+    def compare(self, items, label="", journal=None):
+        from srlm_core.judges.evaluator import Verdict
+
+        self.asked += len(items)
+        return [Verdict("fake", self.pick(*item), 0.5) for item in items]
+
+
+def _matchup_log(tmp_path, scores_a, scores_b):
+    """Six prompts answered by M1 ('good ...') and SFT ('bad ...'), with the fixed judge's scores."""
+    from test_scores import eval_log
+
+    from srlm_core.log.events import AnswerScored, EvalAnswerGenerated
+
+    log, prompts = eval_log(tmp_path / "events", {})
+    for model, word, points in (("M1", "good", scores_a), ("SFT", "bad", scores_b)):
+        answers = [EvalAnswerGenerated.create(model=model, prompt_id=p.prompt_id, model_hash="m" * 64,
+                                              text=f"{word} answer {i}", num_tokens=3, finish_reason="stop",
+                                              stage="answers", seed=7, sampling=None)
+                   for i, p in enumerate(prompts)]
+        log.append_partition(EvalAnswerGenerated, model, answers)
+        log.append_partition(AnswerScored, model, [
+            AnswerScored.create(model=model, prompt_id=a.prompt_id, answer_id=a.answer_id, judge="M0",
+                                judge_hash="j" * 64, sample_index=i, template_hash="t" * 64, raw_output="",
+                                score=s, method="probability", injection_spans=0, neutralised=False,
+                                stage="scores", seed=13, sampling=None)
+            for a, s in zip(answers, points) for i in range(2)])
+    return log
+
+
+def _play(tmp_path, monkeypatch, pick, **evaluator):
+    from srlm_core.steps import h2h
+
+    fake = _Evaluator(pick)
+    monkeypatch.setattr(h2h, "make_evaluator", lambda *args: fake)
+    params = parse_params({"evaluation": {"evaluator": evaluator, "bootstrap": 500,
+                                          "matchups": {"M1_vs_SFT": {"a": "M1", "b": "SFT"}}}})
+    m = h2h.run(params, matchup="M1_vs_SFT", models_root=tmp_path, events_root=tmp_path / "events",
+                metrics_dir=tmp_path / "h2h")
+    return m, fake
+
+
+def test_a_position_biased_evaluator_plays_only_the_calibration_games(tmp_path, monkeypatch):
+    from srlm_core.log.events import GamePlayed
+
+    log = _matchup_log(tmp_path, [4.0, 3.0, 2.0], [3.0, 3.0, 1.0])
+    m, fake = _play(tmp_path, monkeypatch, lambda prompt, a, b: "A", calibration_games=2)
+    assert fake.asked == 4 and m["games"] == 2 and m["games_skipped"] == 1 and m["ties"] == 2
+    assert m["informative"] is False and m["first_position_rate"] == 1.0
+    assert m["uninformative_reason"].startswith("evaluator picks the first position in 100% of verdicts")
+    assert len(log.read(GamePlayed, "M1_vs_SFT")) == 2
+    # the position-free reading is there whatever the games say
+    assert (m["score_prompts"], m["score_a"], m["score_b"]) == (3, 3.0, pytest.approx(7 / 3))
+    assert m["score_diff"] == pytest.approx(2 / 3) and m["score_a_higher"] == pytest.approx(2 / 3)
+    assert json.loads((tmp_path / "h2h" / "M1_vs_SFT.json").read_text()) == m
+
+
+def test_an_unbiased_evaluator_plays_every_game_as_before(tmp_path, monkeypatch):
+    _matchup_log(tmp_path, [4.0, 3.0, 2.0], [3.0, 3.0, 1.0])
+    m, fake = _play(tmp_path, monkeypatch, lambda prompt, a, b: "A" if "good" in a else "B", calibration_games=2)
+    assert fake.asked == 6 and m["games"] == 3 and m["games_skipped"] == 0
+    assert (m["wins"], m["ties"], m["losses"], m["win_rate"]) == (3, 0, 0, 1.0)
+    assert m["informative"] is True and m["uninformative_reason"] is None and m["first_position_rate"] == 0.5
+    from srlm_core.seeds import stage_seed
+
+    before = summarise(["a"] * 3, ["A", "B"] * 3, resamples=500, seed=stage_seed(1234, "h2h"), preferences=[0.5] * 3)
+    assert {k: m[k] for k in before} == before   # the figures of the games are what they always were
+
+
+def test_without_calibration_a_biased_evaluator_plays_all_games_and_is_still_marked(tmp_path, monkeypatch):
+    _matchup_log(tmp_path, [1.0, 1.0, 1.0], [1.0, 1.0, 1.0])
+    m, fake = _play(tmp_path, monkeypatch, lambda prompt, a, b: "B", calibration_games=0)
+    assert fake.asked == 6 and m["games"] == 3 and m["games_skipped"] == 0
+    assert m["informative"] is False and "second position in 100%" in m["uninformative_reason"]
+
+
+def test_scores_of_other_answers_are_refused(tmp_path, monkeypatch):
+    from test_scores import eval_log
+
+    _matchup_log(tmp_path, [1.0, 1.0, 1.0], [1.0, 1.0, 1.0])
+    eval_log(tmp_path / "other", {"M1": ["x", "y", "z"], "SFT": ["u", "v", "w"]})
+    import shutil
+
+    shutil.rmtree(tmp_path / "events" / "eval_answers")
+    shutil.copytree(tmp_path / "other" / "eval_answers", tmp_path / "events" / "eval_answers")
+    with pytest.raises(SrlmError, match=r"answer_scores/model=M1.*dvc repro scores@M1"):
+        _play(tmp_path, monkeypatch, lambda prompt, a, b: "A")

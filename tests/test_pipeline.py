@@ -189,8 +189,8 @@ def test_plots_render_offline_in_chromium(repo, chromium):
     browser = [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=15000"]
     dom = run(repo, *browser, "--dump-dom", str(repo / page)).stdout
     charts = ["reward_model_accuracy", "implicit_reward_accuracy", "implicit_reward_accuracy_vs_sft",
-              "head_to_head_win_rate", "answer_length", "response_length_by_iteration", "judge_scores_by_iteration",
-              "training_loss"]
+              "head_to_head_win_rate", "answer_score", "paired_score_difference", "answer_length",
+              "response_length_by_iteration", "judge_scores_by_iteration", "training_loss"]
     for chart in charts:
         assert f'id="{chart}"' in dom, chart
     # Vega-Embed draws each chart as an SVG of class "marks"; a chart that fails to render has none.

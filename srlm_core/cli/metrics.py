@@ -1,4 +1,5 @@
-"""`srlm metrics`: every model's training, reward-modelling, implicit-reward and head-to-head metrics in one view."""
+"""`srlm metrics`: every model's training, reward-modelling, implicit-reward, pointwise and head-to-head metrics
+in one view."""
 
 from __future__ import annotations
 
@@ -8,15 +9,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..reporting.summary import collect, interval_text, preference_text
+from ..reporting.summary import collect, interval_text, preference_text, score_diff_text, win_rate_text
 from .output import print_json
 
 MODEL_COLUMNS = [("model", "model"), ("kind", "kind"), ("steps", "steps"), ("final_loss", "loss"),
                  ("pairs_loss", "loss on pairs"), ("pairs_reward_accuracy", "pair acc"),
                  ("answers_changed", "answers changed"), ("pairwise_accuracy", "RM pair acc [95% CI]"),
                  ("exact_match", "exact"), ("spearman", "spearman"), ("top_scored_5", "top=5"),
-                 ("text_parse_rate", "text parse [95% CI]"), ("answer_chars", "answer chars")]
-WITH_INTERVAL = {"pairwise_accuracy", "text_parse_rate"}
+                 ("text_parse_rate", "text parse [95% CI]"), ("answer_chars", "answer chars"),
+                 ("score_mean", "score [95% CI]")]
+WITH_INTERVAL = {"pairwise_accuracy", "text_parse_rate", "score_mean"}
 
 
 def _cell(value) -> str:
@@ -56,9 +58,10 @@ def metrics(
                              _cell(m["likelihood_accuracy_per_token"]), str(m["pairs"]), str(m["trees"]))
     console.print(implicit)
     games = Table("matchup", "a", "b", "win", "tie", "loss", "win rate [95% CI]", "first-position rate",
-                  "mean preference [95% CI]", "evaluator", title="head to head (win rate of a; ties count 1/2)")
+                  "mean preference [95% CI]", "score a - b [95% CI]", "a higher", "evaluator",
+                  title="head to head (win rate of a; ties count 1/2; score a - b: pointwise, per prompt)")
     for m in summary["matchups"]:
         games.add_row(m["matchup"], m["a"], m["b"], str(m["wins"]), str(m["ties"]), str(m["losses"]),
-                      f"{m['win_rate']:.3f} [{m['win_rate_ci95_low']:.3f}, {m['win_rate_ci95_high']:.3f}]",
-                      _cell(m.get("first_position_rate")), preference_text(m), m["evaluator"])
+                      win_rate_text(m), _cell(m.get("first_position_rate")), preference_text(m),
+                      score_diff_text(m), _cell(m.get("score_a_higher")), m["evaluator"])
     console.print(games)

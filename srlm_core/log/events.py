@@ -459,7 +459,38 @@ class GamePlayed(Event):
     schema_version: int
 
 
+@dataclass(frozen=True)
+class AnswerScored(Event):
+    """Pointwise evaluation: the fixed judge (evaluation.evaluator.model, never trained) scored one
+    held-out answer of `model` with the additive 5-point prompt, one row per judge sample."""
+
+    ID_COLUMNS: ClassVar[tuple[str, ...]] = ("judgement_id", "prompt_id", "answer_id")
+    TABLE: ClassVar[str] = "answer_scores"
+    ID_FIELD: ClassVar[str] = "judgement_id"
+    ID_FIELDS: ClassVar[tuple[str, ...]] = ("model", "answer_id", "judge_hash", "template_hash", "sample_index",
+                                            "method", "seed", "sampling", "raw_output", "score")
+    PARTITION: ClassVar[str] = "model"
+
+    judgement_id: str
+    model: str            # the model that wrote the answer (the partition), not the judge
+    prompt_id: str
+    answer_id: str
+    judge: str            # the judge's folder under models/, e.g. M0
+    judge_hash: str
+    sample_index: int
+    template_hash: str
+    raw_output: str
+    score: float | None
+    method: str
+    injection_spans: int  # judge-directed sentences found in the answer (srlm_core/judges/injection.py)
+    neutralised: bool     # whether they were cut from what the judge saw (judge.injection)
+    stage: str
+    seed: int | None
+    sampling: str | None
+    schema_version: int
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (PromptAdded, CandidateGenerated, JudgementRecorded, PairBuilt,
                                         PromptRejected, PairSkipped, ReplyJudged, RewardModelJudged,
-                                        EvalAnswerGenerated, GamePlayed)
+                                        EvalAnswerGenerated, GamePlayed, AnswerScored)
 BY_TABLE: dict[str, type[Event]] = {cls.TABLE: cls for cls in EVENT_TYPES}

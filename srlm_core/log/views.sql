@@ -54,3 +54,9 @@ CREATE OR REPLACE VIEW h2h_games AS
     CASE WHEN octet_length(CAST(answer_a_id AS BLOB)) = 32 THEN lower(hex(CAST(answer_a_id AS BLOB))) ELSE decode(CAST(answer_a_id AS BLOB)) END AS answer_a_id,
     CASE WHEN octet_length(CAST(answer_b_id AS BLOB)) = 32 THEN lower(hex(CAST(answer_b_id AS BLOB))) ELSE decode(CAST(answer_b_id AS BLOB)) END AS answer_b_id)
   FROM read_parquet('data/events/h2h_games/*/*.parquet', hive_partitioning = true, union_by_name = true);
+CREATE OR REPLACE VIEW answer_scores AS
+  SELECT * REPLACE (
+    CASE WHEN octet_length(CAST(judgement_id AS BLOB)) = 32 THEN lower(hex(CAST(judgement_id AS BLOB))) ELSE decode(CAST(judgement_id AS BLOB)) END AS judgement_id,
+    CASE WHEN octet_length(CAST(prompt_id AS BLOB)) = 32 THEN lower(hex(CAST(prompt_id AS BLOB))) ELSE decode(CAST(prompt_id AS BLOB)) END AS prompt_id,
+    CASE WHEN octet_length(CAST(answer_id AS BLOB)) = 32 THEN lower(hex(CAST(answer_id AS BLOB))) ELSE decode(CAST(answer_id AS BLOB)) END AS answer_id)
+  FROM read_parquet('data/events/answer_scores/*/*.parquet', hive_partitioning = true, union_by_name = true);

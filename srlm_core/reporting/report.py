@@ -25,7 +25,7 @@ from ..log.eventlog import EventLog
 from ..log.events import EVENT_TYPES
 from ..storage import atomic_write_bytes
 from . import resolution
-from .summary import collect, interval_text, preference_text
+from .summary import collect, interval_text, preference_text, score_diff_text, win_rate_text
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
@@ -120,7 +120,11 @@ def measures(summary: dict) -> list[tuple[str, str, list[dict], str, str]]:
             ("implicit reward vs reference", "held-out trees", implicit, "implicit_accuracy_ref",
              "against no difference"),
             ("implicit reward vs SFT", "held-out trees", implicit, "implicit_accuracy_sft", "against no difference"),
-            ("head-to-head win rate", "held-out prompts", summary["matchups"], "win_rate", "against no difference"),
+            ("pointwise score", "held-out prompts", models, "score_mean", "between models"),
+            ("pointwise score difference a - b", "held-out prompts", summary["matchups"], "score_diff",
+             "against no difference"),
+            ("head-to-head win rate", "held-out prompts", [m for m in summary["matchups"] if m.get("informative", True)],
+             "win_rate", "against no difference"),
             ("head-to-head mean preference", "held-out prompts", summary["matchups"], "mean_preference",
              "against no difference")]
 
@@ -164,14 +168,25 @@ def build(root: Path, out_dir: Path) -> Document:
               [[name, m["reference"], interval_text(m, "implicit_accuracy_ref"), m["implicit_margin_ref"],
                 interval_text(m, "implicit_accuracy_sft"), m["implicit_margin_sft"], m["likelihood_accuracy"],
                 m["likelihood_accuracy_per_token"], m["pairs"], m["trees"]] for name, m in implicit])
+    doc.heading("Pointwise scores")
+    doc.text("The fixed judge (never trained, the same for every model) scores each held-out answer on its own with "
+             "the loop's 5-point prompt (expected score from its digit probabilities, mean of the judge samples); "
+             "the mean over prompts with a bootstrap 95% interval. No second answer is shown, so there is no "
+             "position to be biased by.")
+    doc.table(["model", "score [95% CI]", "judge"],
+              [[m["model"], interval_text(m, "score_mean"), m["judge"]] for m in models if m["judge"]])
     doc.heading("Head to head")
     doc.text("Each game is played in both orders; a game is won only when both orders prefer the same model, else "
-             "it is a tie. Win rate of a = (wins + ties/2) / games, with a bootstrap 95% interval.")
-    doc.table(["matchup", "a", "b", "wins", "ties", "losses", "win rate", "95% CI", "first-position rate",
-               "mean preference [95% CI]", "evaluator"],
-              [[m["matchup"], m["a"], m["b"], m["wins"], m["ties"], m["losses"], m["win_rate"],
-                f"[{m['win_rate_ci95_low']:.3f}, {m['win_rate_ci95_high']:.3f}]", m.get("first_position_rate"),
-                preference_text(m), m["evaluator"]] for m in summary["matchups"]])
+             "it is a tie. Win rate of a = (wins + ties/2) / games, with a bootstrap 95% interval. An evaluator that "
+             "names one position in most verdicts can only produce ties: when the interval of its first-position "
+             "rate is past evaluation.evaluator.max_first_position_rate the win rate is replaced by why the games "
+             "are uninformative. Score a - b: the per-prompt difference of the pointwise scores, its mean and "
+             "bootstrap 95% interval over prompts, and the share of prompts a scores higher.")
+    doc.table(["matchup", "a", "b", "wins", "ties", "losses", "win rate [95% CI]", "first-position rate [95% CI]",
+               "mean preference [95% CI]", "score a - b [95% CI]", "a scores higher", "evaluator"],
+              [[m["matchup"], m["a"], m["b"], m["wins"], m["ties"], m["losses"], win_rate_text(m),
+                interval_text(m, "first_position_rate"), preference_text(m), score_diff_text(m),
+                m.get("score_a_higher"), m["evaluator"]] for m in summary["matchups"]])
     doc.text("Mean preference (local evaluator only): P(a's answer is better) averaged over both orders, so the "
              "evaluator's position bias cancels; 0.5 = no difference. Not the paper's rule, a finer reading of the "
              "same games.")

@@ -1,8 +1,8 @@
 """Everything a run measured, gathered from its files: per model the training,
-reward-modelling and implicit-reward metrics and answer length, per matchup the
-head-to-head result, per iteration the statistics of the `stats` stage, and the lineage
-chain. Read by `srlm metrics` and `srlm report`; missing files (stages not run yet) give
-empty fields.
+reward-modelling, implicit-reward and pointwise metrics and answer length, per matchup
+the head-to-head result, per iteration the statistics of the `stats` stage, and the
+lineage chain. Read by `srlm metrics` and `srlm report`; missing files (stages not run yet)
+give empty fields.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ RM_KEYS = ("pairwise_accuracy", "pairwise_accuracy_ci95_low", "pairwise_accuracy
            "kendall", "top_scored_5", "parse_failure_rate", "text_parse_rate", "text_parse_rate_ci95_low",
            "text_parse_rate_ci95_high")
 STATS_KEYS = ("answer_chars", "answer_tokens", "parent", "answers_compared", "answers_changed")
+SCORE_KEYS = ("score_mean", "score_mean_ci95_low", "score_mean_ci95_high", "judge")
 
 
 def collect(root: Path | str = ".") -> dict:
@@ -33,6 +34,7 @@ def collect(root: Path | str = ".") -> dict:
     models = []
     for name in names:
         train, rm = read_json(metrics / name / "train.json"), read_json(metrics / name / "rm_eval.json")
+        scores = read_json(metrics / name / "scores.json")
         manifest = root / "models" / name / lineage.MANIFEST
         record = lineage.read_manifest(manifest.parent) if manifest.is_file() else {}
         answers = stats.get("models", {}).get(name, {})
@@ -40,7 +42,7 @@ def collect(root: Path | str = ".") -> dict:
         models.append({"model": name, "kind": record.get("kind"), "hash": record.get("hash"),
                        **{k: train.get(k) for k in TRAIN_KEYS}, **{k: rm.get(k) for k in RM_KEYS},
                        "implicit": {k: implicit.get(k) for k in IMPLICIT_KEYS} if implicit else None,
-                       **{k: answers.get(k) for k in STATS_KEYS}})
+                       **{k: answers.get(k) for k in STATS_KEYS}, **{k: scores.get(k) for k in SCORE_KEYS}})
     matchups = [{"matchup": name, **read_json(metrics / "h2h" / f"{name}.json")} for name in params.evaluation.matchups]
     last = root / "models" / (list(params.iterations)[-1] if params.iterations else "M1")
     chain = lineage.chain(last) if (last / lineage.MANIFEST).is_file() else []
@@ -63,3 +65,19 @@ def preference_text(matchup: dict) -> str:
         return "-"
     return (f"{matchup['mean_preference']:.3f} [{matchup['mean_preference_ci95_low']:.3f}, "
             f"{matchup['mean_preference_ci95_high']:.3f}]")
+
+
+def win_rate_text(matchup: dict) -> str:
+    """The win rate with its interval, or why the games say nothing (position-biased evaluator)."""
+    if matchup.get("informative") is False:
+        skipped = matchup.get("games_skipped") or 0
+        return f"uninformative: {matchup['uninformative_reason']}" + (f"; {skipped} games skipped" if skipped else "")
+    return interval_text(matchup, "win_rate")
+
+
+def score_diff_text(matchup: dict) -> str:
+    """`+0.120 [0.030, 0.210]`: the paired score difference a - b and its interval, or `-`."""
+    if matchup.get("score_diff") is None:
+        return "-"
+    return (f"{matchup['score_diff']:+.3f} [{matchup['score_diff_ci95_low']:+.3f}, "
+            f"{matchup['score_diff_ci95_high']:+.3f}]")

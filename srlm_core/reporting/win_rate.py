@@ -32,7 +32,8 @@ def preference(p_a_ab: float | None, p_a_ba: float | None) -> float | None:
     return None if p_a_ab is None or p_a_ba is None else (p_a_ab + 1 - p_a_ba) / 2
 
 
-def _bootstrap(values: np.ndarray, resamples: int, seed: int) -> tuple[float, float]:
+def bootstrap_mean(values: np.ndarray, resamples: int, seed: int) -> tuple[float, float]:
+    """2.5th and 97.5th percentile of the mean of `values` resampled with replacement (seeded)."""
     rng = np.random.default_rng(seed)
     means = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
     low, high = np.percentile(means, [2.5, 97.5])
@@ -44,11 +45,11 @@ def summarise(outcomes: Sequence[str], verdicts: Sequence[str | None], *, resamp
     """Counts, win rate of a, its bootstrap 95% interval, and how the evaluator behaved."""
     points = np.array([POINTS[o] for o in outcomes])
     n = len(points)
-    low, high = _bootstrap(points, resamples, seed)
+    low, high = bootstrap_mean(points, resamples, seed)
     read = [v for v in verdicts if v is not None]
     scored = preferences and all(p is not None for p in preferences)
     prefs = np.array(preferences, dtype=float) if scored else None
-    pref_low, pref_high = _bootstrap(prefs, resamples, seed) if scored else (None, None)
+    pref_low, pref_high = bootstrap_mean(prefs, resamples, seed) if scored else (None, None)
     return {
         "games": n,
         "wins": outcomes.count("a"),

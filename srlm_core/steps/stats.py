@@ -3,13 +3,14 @@ gathered into one DVC metrics file and the tables that `dvc plots` and `srlm rep
 
 Writes under reports/:
   stats.json            per iteration (prompts written/filtered/paired, lengths, scores,
-                        margins) and per model (reward-modelling and implicit-reward metrics,
-                        answer length, its training run's final figures, the share of answers
-                        that changed from its parent)
+                        margins), per model (reward-modelling, implicit-reward metrics, answer
+                        length and pointwise score, its training run's final figures, the share
+                        of answers that changed) and per matchup (the paired score difference
+                        and whether the games are informative)
   plots/iterations.csv  one row per iteration (the same numbers as stats.json)
   plots/scores.csv      judge score histogram: iteration, bin (lower edge, width 0.5), count
   plots/models.csv      one row per evaluated model, in evaluation.models order
-  plots/h2h.csv         one row per matchup: win rate and its 95% interval
+  plots/h2h.csv         one row per matchup: win rate, paired score difference, their intervals
   plots/training.csv    loss by step of every trained model (SFT, M1: SFT; M2...: DPO)
 """
 
@@ -34,9 +35,12 @@ IMPLICIT_KEYS = ("reference", "implicit_accuracy_ref", "implicit_accuracy_ref_ci
                  "implicit_accuracy_ref_ci95_high", "implicit_margin_ref", "implicit_accuracy_sft",
                  "implicit_accuracy_sft_ci95_low", "implicit_accuracy_sft_ci95_high", "implicit_margin_sft",
                  "likelihood_accuracy", "likelihood_accuracy_per_token")
+SCORE_KEYS = ("score_mean", "score_mean_ci95_low", "score_mean_ci95_high")
 H2H_KEYS = ("a", "b", "games", "wins", "ties", "losses", "win_rate", "win_rate_ci95_low", "win_rate_ci95_high",
             "decisive_rate", "first_position_rate", "mean_preference", "mean_preference_ci95_low",
-            "mean_preference_ci95_high")
+            "mean_preference_ci95_high", "first_position_rate_ci95_low", "first_position_rate_ci95_high",
+            "informative", "games_skipped", "score_a", "score_b", "score_diff", "score_diff_ci95_low",
+            "score_diff_ci95_high", "score_a_higher", "score_b_higher")
 
 
 def _clean(value):
@@ -83,12 +87,14 @@ def model_rows(params: Params, con, metrics_root: Path) -> list[dict]:
         rm = read_json(metrics_root / name / "rm_eval.json")
         train = read_json(metrics_root / name / "train.json")
         implicit = read_json(metrics_root / name / "implicit.json")
+        scores = read_json(metrics_root / name / "scores.json")
         lengths = answers.get(name, {})
         rows.append({"model": name, "order": order, **{k: rm.get(k) for k in RM_KEYS},
                      **{k: implicit.get(k) for k in IMPLICIT_KEYS},
                      **{k: lengths.get(k) for k in ("answers", "answer_chars", "answer_tokens")},
                      **{f"train_{k}": train.get(k) for k in TRAIN_KEYS},
-                     **{k: changes.get(name, {}).get(k) for k in CHANGE_KEYS}})
+                     **{k: changes.get(name, {}).get(k) for k in CHANGE_KEYS},
+                     **{k: scores.get(k) for k in SCORE_KEYS}})
     return rows
 
 
@@ -127,11 +133,13 @@ def run(params: Params, *, events_root: Path, metrics_root: Path, out_dir: Path)
               if iterations else ["iteration"])
     write_csv(scores, plots / "scores.csv", ["iteration", "bin", "judgements"])
     write_csv(models, plots / "models.csv", ["model", "order", *RM_KEYS, *IMPLICIT_KEYS, "answers", "answer_chars",
-                                             "answer_tokens", *(f"train_{k}" for k in TRAIN_KEYS), *CHANGE_KEYS])
+                                             "answer_tokens", *(f"train_{k}" for k in TRAIN_KEYS), *CHANGE_KEYS,
+                                             *SCORE_KEYS])
     write_csv(games, plots / "h2h.csv", ["matchup", *H2H_KEYS])
     write_csv(training, plots / "training.csv", ["model", "step", "loss"])
     stats = {"iterations": {f"iteration_{r['iteration']}": {k: v for k, v in r.items() if k != "iteration"}
                             for r in iterations},
-             "models": {r["model"]: {k: v for k, v in r.items() if k not in ("model", "order")} for r in models}}
+             "models": {r["model"]: {k: v for k, v in r.items() if k not in ("model", "order")} for r in models},
+             "matchups": {r["matchup"]: {k: v for k, v in r.items() if k != "matchup"} for r in games}}
     write_json(stats, out_dir / "stats.json")
     return stats
