@@ -18,6 +18,7 @@ OFFSETS = {
     "h2h": 11,
     "selection_answers": 11,
     "selection_judge": 12,
+    "instructions": 13,
 }
 
 

@@ -54,3 +54,7 @@ CREATE OR REPLACE VIEW h2h_games AS
     CASE WHEN octet_length(CAST(answer_a_id AS BLOB)) = 32 THEN lower(hex(CAST(answer_a_id AS BLOB))) ELSE decode(CAST(answer_a_id AS BLOB)) END AS answer_a_id,
     CASE WHEN octet_length(CAST(answer_b_id AS BLOB)) = 32 THEN lower(hex(CAST(answer_b_id AS BLOB))) ELSE decode(CAST(answer_b_id AS BLOB)) END AS answer_b_id)
   FROM read_parquet('data/events/h2h_games/*/*.parquet', hive_partitioning = true, union_by_name = true);
+CREATE OR REPLACE VIEW instruction_answers AS
+  SELECT * REPLACE (
+    CASE WHEN octet_length(CAST(answer_id AS BLOB)) = 32 THEN lower(hex(CAST(answer_id AS BLOB))) ELSE decode(CAST(answer_id AS BLOB)) END AS answer_id)
+  FROM read_parquet('data/events/instruction_answers/*/*.parquet', hive_partitioning = true, union_by_name = true);
