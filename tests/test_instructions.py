@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import REPO
 
 from srlm_core.errors import InputError
 from srlm_core.log.eventlog import EventLog
@@ -124,3 +125,21 @@ def test_real_model_follows_some_instructions(real_m0, tmp_path):
         assert 0 <= m[f"{key}_ci95_low"] <= m[key] <= m[f"{key}_ci95_high"] <= 1
     rows = EventLog(tmp_path / "events").read(InstructionAnswerChecked, "M0").to_pylist()
     assert all(r["text"].strip() for r in rows)
+
+
+def test_srlm_metrics_shows_the_accuracies_with_intervals(tmp_path):
+    from typer.testing import CliRunner
+
+    from srlm_core.cli import app
+    from srlm_core.storage import write_json
+
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    m = summarise([[("title", True)], [("title", False), ("no_commas", True)]], resamples=100, seed=0)
+    write_json({"model": "M2", **m}, tmp_path / "metrics" / "M2" / "instructions.json")
+    result = CliRunner().invoke(app, ["metrics", "--root", str(tmp_path), "--json"])
+    rows = {row["model"]: row for row in json.loads(result.output)["models"]}
+    assert rows["M2"]["prompt_accuracy"] == 0.5 and rows["M2"]["instruction_accuracy"] == pytest.approx(2 / 3, abs=1e-6)
+    assert rows["M2"]["prompt_accuracy_ci95_low"] == m["prompt_accuracy_ci95_low"]
+    assert rows["M1"]["prompt_accuracy"] is None
+    table = CliRunner().invoke(app, ["metrics", "--root", str(tmp_path)]).output
+    assert f"0.500 [{m['prompt_accuracy_ci95_low']:.3f}, {m['prompt_accuracy_ci95_high']:.3f}]" in table

@@ -22,10 +22,11 @@ SMALL = {
     # a random model's scores differ by ~0.003: the default margin (the real judge's noise) would drop every pair
     "pairs": {"min_margin": 0.0},
     "evaluation": {"rm_max_groups": 3, "answers": {"max_prompts": 4, "max_new_tokens": 16},
+                   "instructions": {"max_prompts": 4, "max_new_tokens": 16},
                    "evaluator": {"max_prompt_tokens": 48, "max_response_tokens": 48}},
 }
 LOOP_STAGES = ["sft_baseline", "eft", "sft", "prompts@M2", "candidates@M2", "judge@M2", "pairs@M2", "dpo@M2",
-               "dpo@M3", "rm_eval@M3", "answers@M3", "h2h@M3_vs_M2", "stats"]
+               "dpo@M3", "rm_eval@M3", "answers@M3", "h2h@M3_vs_M2", "instructions@M3", "stats"]
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +140,20 @@ def test_head_to_head_games_are_logged_and_summarised(repo):
     assert answers == [{"model": n, "n": 4} for n in ("M1", "M2", "M3", "SFT")]
 
 
+def test_verifiable_instructions_are_dvc_metrics_and_events(repo):
+    shown = json.loads(dvc(repo, "metrics", "show", "--json").stdout)
+    files = next(iter(shown.values()))["data"]
+    for name in ("SFT", "M1", "M2", "M3"):
+        m = files[f"metrics/{name}/instructions.json"]["data"]
+        assert (m["model"], m["prompts"], m["instructions"]) == (name, 4, 5)
+        assert m["prompt_accuracy_ci95_low"] <= m["prompt_accuracy"] <= m["prompt_accuracy_ci95_high"]
+    rows = json.loads(srlm(repo, "sql", "select model, count(*) as n, sum(instructions) as i from instruction_answers "
+                           "group by 1 order by 1", "--format", "json").stdout)
+    assert rows == [{"model": n, "n": 4, "i": 5} for n in ("M1", "M2", "M3", "SFT")]
+    diffed = json.loads(srlm(repo, "diff", "instruction_answers@M2", "instruction_answers@M3", "--json").stdout)
+    assert diffed["overlap"]["both"] == 4 and "followed" in diffed["scores"]
+
+
 def test_per_iteration_statistics(repo):
     stats = json.loads((repo / "reports" / "stats.json").read_text())
     assert sorted(stats["iterations"]) == ["iteration_1", "iteration_2"]
@@ -151,7 +166,8 @@ def test_per_iteration_statistics(repo):
     assert one["candidates"] == 12 and one["candidate_chars"] > 0 and one["chosen_tokens"] > 0
     assert 0 <= one["score_share_5"] <= 1 and one["margin_mean"] >= 0
     assert sorted(stats["models"]) == ["M1", "M2", "M3", "SFT"]
-    assert all(m["answers"] == 4 and m["pairwise_accuracy"] is not None for m in stats["models"].values())
+    assert all(m["answers"] == 4 and m["pairwise_accuracy"] is not None and m["prompt_accuracy"] is not None
+               for m in stats["models"].values())
     assert "reports/stats.json" in dvc(repo, "metrics", "show").stdout
 
 
@@ -160,7 +176,8 @@ def test_plots_render_offline_in_chromium(repo, chromium):
     assert page.endswith("index.html") and "cdn.jsdelivr" not in (repo / page).read_text()
     browser = [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=15000"]
     dom = run(repo, *browser, "--dump-dom", str(repo / page)).stdout
-    charts = ["reward_model_accuracy", "head_to_head_win_rate", "answer_length", "response_length_by_iteration",
+    charts = ["reward_model_accuracy", "head_to_head_win_rate", "instruction_following_prompts",
+              "instruction_following_instructions", "answer_length", "response_length_by_iteration",
               "judge_scores_by_iteration", "training_loss"]
     for chart in charts:
         assert f'id="{chart}"' in dom, chart
@@ -176,6 +193,8 @@ def test_metrics_command_lists_every_model_and_matchup(repo):
     shown = json.loads(srlm(repo, "metrics", "--json").stdout)
     assert [m["model"] for m in shown["models"]] == ["SFT", "M1", "M2", "M3"]
     assert all(m["pairwise_accuracy"] is not None and m["steps"] for m in shown["models"])
+    assert all(m["instruction_accuracy_ci95_low"] <= m["instruction_accuracy"] for m in shown["models"])
+    assert "verifiable instructions" in srlm(repo, "metrics").stdout
     assert [m["matchup"] for m in shown["matchups"]] == ["M1_vs_SFT", "M2_vs_M1", "M2_vs_SFT", "M3_vs_M2",
                                                          "M3_vs_SFT"]
     assert "M3_vs_M2" in srlm(repo, "metrics").stdout
@@ -184,20 +203,21 @@ def test_metrics_command_lists_every_model_and_matchup(repo):
 def test_report_is_self_contained(repo, chromium):
     srlm(repo, "report")
     page = (repo / "reports" / "report.html").read_text()
-    for needle in ("Head to head", "M3_vs_M2", "Lineage", "Per iteration", "prompts_paired", "<svg"):
+    for needle in ("Head to head", "M3_vs_M2", "Verifiable instructions", "Lineage", "Per iteration", "prompts_paired",
+                   "<svg"):
         assert needle in page, needle
     m3 = json.loads((repo / "models" / "M3" / "manifest.json").read_text())["hash"]
     assert m3[:12] in page
     # No scripts and nothing fetched from elsewhere: links only point into the run's own folders.
     assert "<script" not in page and "http://" not in page.replace("http://www.w3.org", "")
     assert "https://" not in page
-    assert page.count("<figure") == 6
+    assert page.count("<figure") == 8
     markdown = (repo / "reports" / "report.md").read_text()
     assert "| M3_vs_M2 |" in markdown and "](report_files/training_loss.svg)" in markdown
     assert (repo / "reports" / "report_files" / "training_loss.svg").is_file()
     dom = run(repo, chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--dump-dom",
               str(repo / "reports" / "report.html")).stdout
-    assert dom.count("<figure") == 6
+    assert dom.count("<figure") == 8
     before = page
     srlm(repo, "report")
     assert (repo / "reports" / "report.html").read_text() == before

@@ -1,4 +1,5 @@
-"""`srlm metrics`: every model's training, reward-modelling and head-to-head metrics in one view."""
+"""`srlm metrics`: every model's training, reward-modelling, instruction-following and head-to-head
+metrics in one view."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..reporting.summary import collect, preference_text
+from ..reporting.summary import collect, interval_text, preference_text
 from .output import print_json
 
 MODEL_COLUMNS = [("model", "model"), ("kind", "kind"), ("steps", "steps"), ("final_loss", "loss"),
                  ("pairwise_accuracy", "RM pair acc"), ("exact_match", "exact"), ("spearman", "spearman"),
                  ("kendall", "kendall"), ("top_scored_5", "top=5"), ("parse_failure_rate", "parse fail"),
                  ("answer_chars", "answer chars")]
+IF_COLUMNS = [("prompt_accuracy", "prompt-level [95% CI]"), ("instruction_accuracy", "instruction-level [95% CI]")]
 
 
 def _cell(value) -> str:
@@ -27,7 +29,8 @@ def metrics(
     root: Path = typer.Option(Path("."), "--root", help="Repository root of the run."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Print every model's metrics (training, reward modelling, answer length) and every head-to-head result.
+    """Print every model's metrics (training, reward modelling, answer length, verifiable instructions) and every
+    head-to-head result.
 
     Example: srlm metrics --json
     """
@@ -41,6 +44,11 @@ def metrics(
     for row in summary["models"]:
         table.add_row(*(_cell(row.get(key)) for key, _ in MODEL_COLUMNS))
     console.print(table)
+    followed = Table("model", *(title for _, title in IF_COLUMNS),
+                     title="verifiable instructions (share followed, checked by code)")
+    for row in summary["models"]:
+        followed.add_row(row["model"], *(interval_text(row, key) for key, _ in IF_COLUMNS))
+    console.print(followed)
     games = Table("matchup", "a", "b", "win", "tie", "loss", "win rate [95% CI]", "first-position rate",
                   "mean preference [95% CI]", "evaluator", title="head to head (win rate of a; ties count 1/2)")
     for m in summary["matchups"]:

@@ -1,6 +1,6 @@
 """`srlm report`: one self-contained HTML page (and a Markdown twin) summarising a run.
 
-The page holds the models with their training, reward-modelling and head-to-head
+The page holds the models with their training, reward-modelling, instruction-following and head-to-head
 metrics, the lineage chain with hashes, per-iteration statistics, the plots declared in
 dvc.yaml (rendered to inline SVG by vl-convert, so no script or network is needed) and
 relative links into the event log and metrics files. The Markdown version links the
@@ -24,7 +24,7 @@ from ..errors import SrlmError
 from ..log.eventlog import EventLog
 from ..log.events import EVENT_TYPES
 from ..storage import atomic_write_bytes
-from .summary import collect, preference_text
+from .summary import collect, interval_text, preference_text
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
@@ -134,6 +134,14 @@ def build(root: Path, out_dir: Path) -> Document:
         return m[key]
 
     doc.table(keys, [[cell(m, k) for k in keys] for m in summary["models"]])
+    doc.heading("Verifiable instructions")
+    doc.text("Judge-free instruction following: each model answers prompts that carry checkable instructions (word "
+             "and sentence counts, keywords, case, bullets, JSON, a title, an ending phrase), and code checks them. "
+             "Prompt-level: share of prompts with every instruction followed; instruction-level: share of all "
+             "instructions followed; 95% bootstrap intervals over prompts (docs/metrics.md).")
+    doc.table(["model", "prompt-level [95% CI]", "instruction-level [95% CI]"],
+              [[m["model"], interval_text(m, "prompt_accuracy"), interval_text(m, "instruction_accuracy")]
+               for m in summary["models"]])
     doc.heading("Head to head")
     doc.text("Each game is played in both orders; a game is won only when both orders prefer the same model, else "
              "it is a tie. Win rate of a = (wins + ties/2) / games, with a bootstrap 95% interval.")

@@ -3,7 +3,8 @@ gathered into one DVC metrics file and the tables that `dvc plots` and `srlm rep
 
 Writes under reports/:
   stats.json            per iteration (prompts written/filtered/paired, lengths, scores,
-                        margins) and per model (reward-modelling metrics, answer length)
+                        margins) and per model (reward-modelling metrics, answer length,
+                        verifiable instruction following)
   plots/iterations.csv  one row per iteration (the same numbers as stats.json)
   plots/scores.csv      judge score histogram: iteration, bin (lower edge, width 0.5), count
   plots/models.csv      one row per evaluated model, in evaluation.models order
@@ -25,6 +26,8 @@ from ..storage import atomic_write_bytes, read_json, write_json
 ITERATION_SQL = Path(__file__).parent / "iteration_stats.sql"
 RM_KEYS = ("pairwise_accuracy", "exact_match", "spearman", "kendall", "top_scored_5", "parse_failure_rate",
            "tie_rate", "groups", "pairs")
+IF_KEYS = ("prompt_accuracy", "prompt_accuracy_ci95_low", "prompt_accuracy_ci95_high", "instruction_accuracy",
+           "instruction_accuracy_ci95_low", "instruction_accuracy_ci95_high")
 H2H_KEYS = ("a", "b", "games", "wins", "ties", "losses", "win_rate", "win_rate_ci95_low", "win_rate_ci95_high",
             "decisive_rate", "first_position_rate", "mean_preference", "mean_preference_ci95_low",
             "mean_preference_ci95_high")
@@ -56,9 +59,11 @@ def model_rows(params: Params, con, metrics_root: Path) -> list[dict]:
     rows = []
     for order, name in enumerate(params.evaluation.models):
         rm = read_json(metrics_root / name / "rm_eval.json")
+        followed = read_json(metrics_root / name / "instructions.json")
         lengths = answers.get(name, {})
         rows.append({"model": name, "order": order, **{k: rm.get(k) for k in RM_KEYS},
-                     **{k: lengths.get(k) for k in ("answers", "answer_chars", "answer_tokens")}})
+                     **{k: lengths.get(k) for k in ("answers", "answer_chars", "answer_tokens")},
+                     **{k: followed.get(k) for k in IF_KEYS}})
     return rows
 
 
@@ -96,7 +101,8 @@ def run(params: Params, *, events_root: Path, metrics_root: Path, out_dir: Path)
     write_csv(iterations, plots / "iterations.csv", [c for c in iterations[0] if c != "rejected_by_reason"]
               if iterations else ["iteration"])
     write_csv(scores, plots / "scores.csv", ["iteration", "bin", "judgements"])
-    write_csv(models, plots / "models.csv", ["model", "order", *RM_KEYS, "answers", "answer_chars", "answer_tokens"])
+    write_csv(models, plots / "models.csv", ["model", "order", *RM_KEYS, "answers", "answer_chars", "answer_tokens",
+                                             *IF_KEYS])
     write_csv(games, plots / "h2h.csv", ["matchup", *H2H_KEYS])
     write_csv(training, plots / "training.csv", ["model", "step", "loss"])
     stats = {"iterations": {f"iteration_{r['iteration']}": {k: v for k, v in r.items() if k != "iteration"}
