@@ -317,7 +317,8 @@ class InstructionsParams(Section):
                                      description="0: greedy, as IFEval reports; a model's score then depends on its "
                                      "weights alone (0.01-2 samples with the stage's seed).")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling when temperature > 0.")
-    batch_size: int = Field(8, gt=0, description="Prompts answered together.")
+    batch_size: int = Field(16, gt=0, description="Prompts answered together (on CPU a wider batch makes more tokens "
+                            "a second; 40 prompts x 160 tokens is three batches).")
 
 
 class EvaluatorParams(Section):
