@@ -306,6 +306,21 @@ class AnswersParams(Section):
     batch_size: int = Field(8, gt=0, description="Prompts answered together.")
 
 
+class InstructionsParams(Section):
+    prompts: str = Field("data/instructions/prompts.jsonl",
+                         description="JSONL of prompts with verifiable instructions (id, prompt, instructions; "
+                         "kinds in docs/metrics.md).")
+    max_prompts: int = Field(40, gt=0, description="Prompts each evaluated model answers (the first ones in the file).")
+    max_new_tokens: int = Field(160, gt=0, description="Token limit of an answer (~110 words: room for every length "
+                                "instruction in the bundled file).")
+    temperature: Temperature = Field(0.0, ge=0, le=MAX_TEMPERATURE,
+                                     description="0: greedy, as IFEval reports; a model's score then depends on its "
+                                     "weights alone (0.01-2 samples with the stage's seed).")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling when temperature > 0.")
+    batch_size: int = Field(16, gt=0, description="Prompts answered together (on CPU a wider batch makes more tokens "
+                            "a second; 40 prompts x 160 tokens is three batches).")
+
+
 class EvaluatorParams(Section):
     kind: Literal["local", "endpoint"] = Field(
         "local", description="local: a checkpoint under models/ reads its verdict from next-token probabilities; "
@@ -381,12 +396,14 @@ class EvaluationParams(Section):
                                     "model also judges with the text method, for the text parse rate (EFT should "
                                     "raise it); 0: skip.")
     answers: AnswersParams = AnswersParams()
+    instructions: InstructionsParams = InstructionsParams()
     evaluator: EvaluatorParams = EvaluatorParams()
     matchups: dict[str, Matchup] = Field(
         default_factory=_default_matchups,
         description="Head-to-head games: name -> {a, b}, both in `models`; the name is the stage and partition key. "
         "Default: each Mt against M(t-1) and against SFT.")
-    bootstrap: int = Field(2000, gt=0, description="Bootstrap resamples of the games for the win rate's 95% interval.")
+    bootstrap: int = Field(2000, gt=0, description="Bootstrap resamples for the 95% intervals (win rate, reward-model "
+                           "and instruction-following accuracy).")
     implicit: ImplicitParams = ImplicitParams()
 
     @model_validator(mode="after")

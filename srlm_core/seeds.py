@@ -20,6 +20,7 @@ OFFSETS = {
     "selection_answers": 11,
     "selection_judge": 12,
     "scores": 13,
+    "instructions": 14,
 }
 
 

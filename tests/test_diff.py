@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from srlm_core.cli import app
 from srlm_core.errors import SrlmError
 from srlm_core.log.eventlog import EventLog
-from srlm_core.log.events import CandidateGenerated, PairBuilt, PromptAdded
+from srlm_core.log.events import CandidateGenerated, InstructionAnswerChecked, PairBuilt, PromptAdded
 from srlm_core.reporting.diff import diff
 
 runner = CliRunner()
@@ -102,3 +102,17 @@ def test_pointwise_scores_of_two_models_compare_by_prompt(tmp_path):
     d = diff("answer_scores@M1", "answer_scores@SFT", tmp_path / "events")
     assert d["overlap"]["both"] == 3 and (d["a"]["rows"], d["b"]["rows"]) == (6, 6)
     assert d["scores"]["score"]["delta_mean"] == pytest.approx(-2 / 3)
+
+
+def test_instruction_answers_of_two_models_match_by_prompt(tmp_path):
+    """Checked answers carry their prompt, so two models' answers pair up by it (not by row id)."""
+    log = EventLog(tmp_path / "events")
+    for model, followed in (("M1", {"a": 0, "b": 1}), ("M2", {"b": 2, "c": 1})):
+        log.append([InstructionAnswerChecked.create(
+            model=model, origin_id=name, prompt=f"prompt {name}", model_hash=model * 32, text="x" * (10 * n + 1),
+            num_tokens=n + 1, finish_reason="stop", instructions=2, followed=n, checks="[]", stage="instructions",
+            seed=1, sampling=None) for name, n in followed.items()])
+    result = diff("instruction_answers@M1", "instruction_answers@M2", log.root)
+    assert result["overlap"] == {"key": "prompt text", "only_a": 1, "only_b": 1, "both": 1, "jaccard": 1 / 3}
+    assert result["scores"]["followed"]["delta_mean"] == pytest.approx(1.0)
+    assert [row["key"] for row in result["added"]["examples"]] == ["prompt c"]

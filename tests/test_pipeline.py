@@ -22,10 +22,11 @@ SMALL = {
     # a random model's scores differ by ~0.003: the default margin (the real judge's noise) would drop every pair
     "pairs": {"min_margin": 0.0},
     "evaluation": {"rm_max_groups": 3, "answers": {"max_prompts": 4, "max_new_tokens": 16},
+                   "instructions": {"max_prompts": 4, "max_new_tokens": 16},
                    "evaluator": {"max_prompt_tokens": 48, "max_response_tokens": 48}},
 }
 LOOP_STAGES = ["sft_baseline", "eft", "sft", "prompts@M2", "candidates@M2", "judge@M2", "pairs@M2", "dpo@M2",
-               "dpo@M3", "rm_eval@M3", "answers@M3", "h2h@M3_vs_M2", "logprobs@M0",
+               "dpo@M3", "rm_eval@M3", "answers@M3", "h2h@M3_vs_M2", "instructions@M3", "logprobs@M0",
                "logprobs@M3", "implicit@M3", "stats"]
 
 
@@ -158,6 +159,20 @@ def test_head_to_head_games_are_logged_and_summarised(repo):
     assert answers == [{"model": n, "n": 4} for n in ("M1", "M2", "M3", "SFT")]
 
 
+def test_verifiable_instructions_are_dvc_metrics_and_events(repo):
+    shown = json.loads(dvc(repo, "metrics", "show", "--json").stdout)
+    files = next(iter(shown.values()))["data"]
+    for name in ("SFT", "M1", "M2", "M3"):
+        m = files[f"metrics/{name}/instructions.json"]["data"]
+        assert (m["model"], m["prompts"], m["instructions"]) == (name, 4, 5)
+        assert m["prompt_accuracy_ci95_low"] <= m["prompt_accuracy"] <= m["prompt_accuracy_ci95_high"]
+    rows = json.loads(srlm(repo, "sql", "select model, count(*) as n, sum(instructions) as i from instruction_answers "
+                           "group by 1 order by 1", "--format", "json").stdout)
+    assert rows == [{"model": n, "n": 4, "i": 5} for n in ("M1", "M2", "M3", "SFT")]
+    diffed = json.loads(srlm(repo, "diff", "instruction_answers@M2", "instruction_answers@M3", "--json").stdout)
+    assert diffed["overlap"]["both"] == 4 and "followed" in diffed["scores"]
+
+
 def test_per_iteration_statistics(repo):
     stats = json.loads((repo / "reports" / "stats.json").read_text())
     assert sorted(stats["iterations"]) == ["iteration_1", "iteration_2"]
@@ -179,6 +194,7 @@ def test_per_iteration_statistics(repo):
     assert stats["models"]["M1"]["parent"] is None and stats["models"]["SFT"]["train_steps"] >= 1
     # the text method's parse rate, beside the probability method the loop judges with
     assert all(0 <= m["text_parse_rate"] <= 1 and m["text_parse_rate_ci95_low"] is not None
+               and m["prompt_accuracy"] is not None
                for m in stats["models"].values())
     assert "reports/stats.json" in dvc(repo, "metrics", "show").stdout
 
@@ -189,8 +205,9 @@ def test_plots_render_offline_in_chromium(repo, chromium):
     browser = [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=15000"]
     dom = run(repo, *browser, "--dump-dom", str(repo / page)).stdout
     charts = ["reward_model_accuracy", "implicit_reward_accuracy", "implicit_reward_accuracy_vs_sft",
-              "head_to_head_win_rate", "answer_score", "paired_score_difference", "answer_length",
-              "response_length_by_iteration", "judge_scores_by_iteration", "training_loss"]
+              "head_to_head_win_rate", "answer_score", "paired_score_difference", "instruction_following_prompts",
+              "instruction_following_instructions", "answer_length", "response_length_by_iteration",
+              "judge_scores_by_iteration", "training_loss"]
     for chart in charts:
         assert f'id="{chart}"' in dom, chart
     # Vega-Embed draws each chart as an SVG of class "marks"; a chart that fails to render has none.
@@ -205,6 +222,8 @@ def test_metrics_command_lists_every_model_and_matchup(repo):
     shown = json.loads(srlm(repo, "metrics", "--json").stdout)
     assert [m["model"] for m in shown["models"]] == ["SFT", "M1", "M2", "M3"]
     assert all(m["pairwise_accuracy"] is not None and m["steps"] for m in shown["models"])
+    assert all(m["instruction_accuracy_ci95_low"] <= m["instruction_accuracy"] for m in shown["models"])
+    assert "verifiable instructions" in srlm(repo, "metrics").stdout
     assert [m["matchup"] for m in shown["matchups"]] == ["M1_vs_SFT", "M2_vs_M1", "M2_vs_SFT", "M3_vs_M2",
                                                          "M3_vs_SFT"]
     assert "M3_vs_M2" in srlm(repo, "metrics").stdout
@@ -213,7 +232,8 @@ def test_metrics_command_lists_every_model_and_matchup(repo):
 def test_report_is_self_contained(repo, chromium):
     srlm(repo, "report")
     page = (repo / "reports" / "report.html").read_text()
-    for needle in ("Head to head", "Implicit reward against human preference", "M3_vs_M2", "Lineage", "Per iteration", "prompts_paired", "<svg"):
+    for needle in ("Head to head", "Implicit reward against human preference", "Verifiable instructions", "M3_vs_M2",
+                   "Lineage", "Per iteration", "prompts_paired", "<svg"):
         assert needle in page, needle
     m3 = json.loads((repo / "models" / "M3" / "manifest.json").read_text())["hash"]
     assert m3[:12] in page

@@ -1,5 +1,5 @@
-"""`srlm metrics`: every model's training, reward-modelling, implicit-reward, pointwise and head-to-head metrics
-in one view."""
+"""`srlm metrics`: every model's training, reward-modelling, implicit-reward, pointwise,
+instruction-following and head-to-head metrics in one view."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ MODEL_COLUMNS = [("model", "model"), ("kind", "kind"), ("steps", "steps"), ("fin
                  ("text_parse_rate", "text parse [95% CI]"), ("answer_chars", "answer chars"),
                  ("score_mean", "score [95% CI]")]
 WITH_INTERVAL = {"pairwise_accuracy", "text_parse_rate", "score_mean"}
+IF_COLUMNS = [("prompt_accuracy", "prompt-level [95% CI]"), ("instruction_accuracy", "instruction-level [95% CI]")]
 
 
 def _cell(value) -> str:
@@ -31,7 +32,8 @@ def metrics(
     root: Path = typer.Option(Path("."), "--root", help="Repository root of the run."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Print every model's metrics (training, reward modelling, implicit reward, answer length) and every
+    """Print every model's metrics (training, reward modelling, implicit reward, answer length, verifiable
+    instructions) and every
     head-to-head result.
 
     Example: srlm metrics --json
@@ -57,6 +59,11 @@ def metrics(
                              interval_text(m, "implicit_accuracy_sft"), _cell(m["likelihood_accuracy"]),
                              _cell(m["likelihood_accuracy_per_token"]), str(m["pairs"]), str(m["trees"]))
     console.print(implicit)
+    followed = Table("model", *(title for _, title in IF_COLUMNS),
+                     title="verifiable instructions (share followed, checked by code)")
+    for row in summary["models"]:
+        followed.add_row(row["model"], *(interval_text(row, key) for key, _ in IF_COLUMNS))
+    console.print(followed)
     games = Table("matchup", "a", "b", "win", "tie", "loss", "win rate [95% CI]", "first-position rate",
                   "mean preference [95% CI]", "score a - b [95% CI]", "a higher", "evaluator",
                   title="head to head (win rate of a; ties count 1/2; score a - b: pointwise, per prompt)")

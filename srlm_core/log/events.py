@@ -425,6 +425,34 @@ class EvalAnswerGenerated(Event):
 
 
 @dataclass(frozen=True)
+class InstructionAnswerChecked(Event):
+    """Verifiable instruction following: a model answered one prompt of evaluation.instructions.prompts
+    and code checked the answer against each of the prompt's instructions (no judge)."""
+
+    ID_COLUMNS: ClassVar[tuple[str, ...]] = ("answer_id",)
+    TABLE: ClassVar[str] = "instruction_answers"
+    ID_FIELD: ClassVar[str] = "answer_id"
+    ID_FIELDS: ClassVar[tuple[str, ...]] = ("model", "origin_id", "prompt", "model_hash", "seed", "sampling", "text")
+    PARTITION: ClassVar[str] = "model"
+
+    answer_id: str
+    model: str
+    origin_id: str        # the prompt's id in the prompt file
+    prompt: str
+    model_hash: str
+    text: str
+    num_tokens: int
+    finish_reason: str
+    instructions: int     # how many the prompt carries
+    followed: int         # how many of them the answer follows
+    checks: str           # JSON: [{"kind", "args", "followed"}, ...] in the prompt's order
+    stage: str
+    seed: int | None
+    sampling: str | None
+    schema_version: int
+
+
+@dataclass(frozen=True)
 class GamePlayed(Event):
     """One head-to-head game: the evaluator compared model a's and model b's answers to one
     prompt in both orders (ab: a's answer shown as Response A; ba: shown as Response B).
@@ -492,5 +520,5 @@ class AnswerScored(Event):
 
 EVENT_TYPES: tuple[type[Event], ...] = (PromptAdded, CandidateGenerated, JudgementRecorded, PairBuilt,
                                         PromptRejected, PairSkipped, ReplyJudged, RewardModelJudged,
-                                        EvalAnswerGenerated, GamePlayed, AnswerScored)
+                                        EvalAnswerGenerated, GamePlayed, AnswerScored, InstructionAnswerChecked)
 BY_TABLE: dict[str, type[Event]] = {cls.TABLE: cls for cls in EVENT_TYPES}

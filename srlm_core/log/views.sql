@@ -60,3 +60,7 @@ CREATE OR REPLACE VIEW answer_scores AS
     CASE WHEN octet_length(CAST(prompt_id AS BLOB)) = 32 THEN lower(hex(CAST(prompt_id AS BLOB))) ELSE decode(CAST(prompt_id AS BLOB)) END AS prompt_id,
     CASE WHEN octet_length(CAST(answer_id AS BLOB)) = 32 THEN lower(hex(CAST(answer_id AS BLOB))) ELSE decode(CAST(answer_id AS BLOB)) END AS answer_id)
   FROM read_parquet('data/events/answer_scores/*/*.parquet', hive_partitioning = true, union_by_name = true);
+CREATE OR REPLACE VIEW instruction_answers AS
+  SELECT * REPLACE (
+    CASE WHEN octet_length(CAST(answer_id AS BLOB)) = 32 THEN lower(hex(CAST(answer_id AS BLOB))) ELSE decode(CAST(answer_id AS BLOB)) END AS answer_id)
+  FROM read_parquet('data/events/instruction_answers/*/*.parquet', hive_partitioning = true, union_by_name = true);

@@ -136,6 +136,8 @@ def diff(a: str, b: str, events_root: Path | str = DEFAULT_ROOT, examples: int =
     # Each key and join is chosen for both sides at once, so the two sides are keyed alike.
     if left.table in PROMPT_TEXT:
         key, key_sql = "prompt text", "r.text"
+    elif "prompt" in columns:
+        key, key_sql = "prompt text", "r.prompt"   # rows that carry their prompt (instruction_answers)
     elif "prompt_id" in columns and all(prompts.values()):
         key, key_sql = "prompt text", "p.text"   # prompt ids hash the iteration, so they never match across iterations
     else:

@@ -1,7 +1,7 @@
 """`srlm report`: one self-contained HTML page (and a Markdown twin) summarising a run.
 
-The page holds the models with their training, reward-modelling, implicit-reward and
-head-to-head metrics, the lineage chain with hashes, per-iteration statistics, the plots declared in
+The page holds the models with their training, reward-modelling, implicit-reward, pointwise,
+instruction-following and head-to-head metrics, the lineage chain with hashes, per-iteration statistics, the plots declared in
 dvc.yaml (rendered to inline SVG by vl-convert, so no script or network is needed) and
 relative links into the event log and metrics files. The Markdown version links the
 same plots as SVG files beside it. Nothing time-dependent is written, so re-running on
@@ -120,6 +120,10 @@ def measures(summary: dict) -> list[tuple[str, str, list[dict], str, str]]:
             ("implicit reward vs reference", "held-out trees", implicit, "implicit_accuracy_ref",
              "against no difference"),
             ("implicit reward vs SFT", "held-out trees", implicit, "implicit_accuracy_sft", "against no difference"),
+            ("verifiable instructions, prompt-level", "instruction prompts", models, "prompt_accuracy",
+             "between models"),
+            ("verifiable instructions, instruction-level", "instruction prompts", models, "instruction_accuracy",
+             "between models"),
             ("pointwise score", "held-out prompts", models, "score_mean", "between models"),
             ("pointwise score difference a - b", "held-out prompts", summary["matchups"], "score_diff",
              "against no difference"),
@@ -175,6 +179,14 @@ def build(root: Path, out_dir: Path) -> Document:
              "position to be biased by.")
     doc.table(["model", "score [95% CI]", "judge"],
               [[m["model"], interval_text(m, "score_mean"), m["judge"]] for m in models if m["judge"]])
+    doc.heading("Verifiable instructions")
+    doc.text("Judge-free instruction following: each model answers prompts that carry checkable instructions (word "
+             "and sentence counts, keywords, case, bullets, JSON, a title, an ending phrase), and code checks them. "
+             "Prompt-level: share of prompts with every instruction followed; instruction-level: share of all "
+             "instructions followed; 95% bootstrap intervals over prompts (docs/metrics.md).")
+    doc.table(["model", "prompt-level [95% CI]", "instruction-level [95% CI]"],
+              [[m["model"], interval_text(m, "prompt_accuracy"), interval_text(m, "instruction_accuracy")]
+               for m in summary["models"]])
     doc.heading("Head to head")
     doc.text("Each game is played in both orders; a game is won only when both orders prefer the same model, else "
              "it is a tie. Win rate of a = (wins + ties/2) / games, with a bootstrap 95% interval. An evaluator that "

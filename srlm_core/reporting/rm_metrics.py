@@ -43,7 +43,8 @@ def _correlation(fn, xs: list[float], ys: list[float]) -> float:
 
 def group_bootstrap(per_group: list[tuple[int, int]], *, resamples: int, seed: int) -> tuple[float | None, float | None]:
     """95% percentile interval of pooled accuracy (sum agree / sum pairs) over groups resampled with
-    replacement: pairs within a group share a judge's view of the group, so groups are the unit."""
+    replacement: pairs within a group share a judge's view of the group, so groups are the unit.
+    Instruction following uses it too, a prompt being the group and its instructions the pairs."""
     counts = np.array([(p, a) for p, a in per_group if p > 0], dtype=float).reshape(-1, 2)
     if not len(counts):
         return None, None

@@ -1,8 +1,8 @@
 """Everything a run measured, gathered from its files: per model the training,
-reward-modelling, implicit-reward and pointwise metrics and answer length, per matchup
-the head-to-head result, per iteration the statistics of the `stats` stage, and the
-lineage chain. Read by `srlm metrics` and `srlm report`; missing files (stages not run yet)
-give empty fields.
+reward-modelling, implicit-reward, pointwise and verifiable-instruction metrics and answer
+length, per matchup the head-to-head result, per iteration the statistics of the `stats`
+stage, and the lineage chain. Read by `srlm metrics` and `srlm report`; missing files
+(stages not run yet) give empty fields.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ RM_KEYS = ("pairwise_accuracy", "pairwise_accuracy_ci95_low", "pairwise_accuracy
            "text_parse_rate_ci95_high")
 STATS_KEYS = ("answer_chars", "answer_tokens", "parent", "answers_compared", "answers_changed")
 SCORE_KEYS = ("score_mean", "score_mean_ci95_low", "score_mean_ci95_high", "judge")
+IF_KEYS = ("prompt_accuracy", "prompt_accuracy_ci95_low", "prompt_accuracy_ci95_high", "instruction_accuracy",
+           "instruction_accuracy_ci95_low", "instruction_accuracy_ci95_high")
 
 
 def collect(root: Path | str = ".") -> dict:
@@ -35,6 +37,7 @@ def collect(root: Path | str = ".") -> dict:
     for name in names:
         train, rm = read_json(metrics / name / "train.json"), read_json(metrics / name / "rm_eval.json")
         scores = read_json(metrics / name / "scores.json")
+        followed = read_json(metrics / name / "instructions.json")
         manifest = root / "models" / name / lineage.MANIFEST
         record = lineage.read_manifest(manifest.parent) if manifest.is_file() else {}
         answers = stats.get("models", {}).get(name, {})
@@ -42,7 +45,8 @@ def collect(root: Path | str = ".") -> dict:
         models.append({"model": name, "kind": record.get("kind"), "hash": record.get("hash"),
                        **{k: train.get(k) for k in TRAIN_KEYS}, **{k: rm.get(k) for k in RM_KEYS},
                        "implicit": {k: implicit.get(k) for k in IMPLICIT_KEYS} if implicit else None,
-                       **{k: answers.get(k) for k in STATS_KEYS}, **{k: scores.get(k) for k in SCORE_KEYS}})
+                       **{k: answers.get(k) for k in STATS_KEYS}, **{k: scores.get(k) for k in SCORE_KEYS},
+                       **{k: followed.get(k) for k in IF_KEYS}})
     matchups = [{"matchup": name, **read_json(metrics / "h2h" / f"{name}.json")} for name in params.evaluation.matchups]
     last = root / "models" / (list(params.iterations)[-1] if params.iterations else "M1")
     chain = lineage.chain(last) if (last / lineage.MANIFEST).is_file() else []

@@ -4,9 +4,10 @@ gathered into one DVC metrics file and the tables that `dvc plots` and `srlm rep
 Writes under reports/:
   stats.json            per iteration (prompts written/filtered/paired, lengths, scores,
                         margins), per model (reward-modelling, implicit-reward metrics, answer
-                        length and pointwise score, its training run's final figures, the share
-                        of answers that changed) and per matchup (the paired score difference
-                        and whether the games are informative)
+                        length and pointwise score, verifiable instruction following, its
+                        training run's final figures, the share of answers that changed) and
+                        per matchup (the paired score difference and whether the games are
+                        informative)
   plots/iterations.csv  one row per iteration (the same numbers as stats.json)
   plots/scores.csv      judge score histogram: iteration, bin (lower edge, width 0.5), count
   plots/models.csv      one row per evaluated model, in evaluation.models order
@@ -36,6 +37,8 @@ IMPLICIT_KEYS = ("reference", "implicit_accuracy_ref", "implicit_accuracy_ref_ci
                  "implicit_accuracy_sft_ci95_low", "implicit_accuracy_sft_ci95_high", "implicit_margin_sft",
                  "likelihood_accuracy", "likelihood_accuracy_per_token")
 SCORE_KEYS = ("score_mean", "score_mean_ci95_low", "score_mean_ci95_high")
+IF_KEYS = ("prompt_accuracy", "prompt_accuracy_ci95_low", "prompt_accuracy_ci95_high", "instruction_accuracy",
+           "instruction_accuracy_ci95_low", "instruction_accuracy_ci95_high")
 H2H_KEYS = ("a", "b", "games", "wins", "ties", "losses", "win_rate", "win_rate_ci95_low", "win_rate_ci95_high",
             "decisive_rate", "first_position_rate", "mean_preference", "mean_preference_ci95_low",
             "mean_preference_ci95_high", "first_position_rate_ci95_low", "first_position_rate_ci95_high",
@@ -88,13 +91,15 @@ def model_rows(params: Params, con, metrics_root: Path) -> list[dict]:
         train = read_json(metrics_root / name / "train.json")
         implicit = read_json(metrics_root / name / "implicit.json")
         scores = read_json(metrics_root / name / "scores.json")
+        followed = read_json(metrics_root / name / "instructions.json")
         lengths = answers.get(name, {})
         rows.append({"model": name, "order": order, **{k: rm.get(k) for k in RM_KEYS},
                      **{k: implicit.get(k) for k in IMPLICIT_KEYS},
                      **{k: lengths.get(k) for k in ("answers", "answer_chars", "answer_tokens")},
                      **{f"train_{k}": train.get(k) for k in TRAIN_KEYS},
                      **{k: changes.get(name, {}).get(k) for k in CHANGE_KEYS},
-                     **{k: scores.get(k) for k in SCORE_KEYS}})
+                     **{k: scores.get(k) for k in SCORE_KEYS},
+                     **{k: followed.get(k) for k in IF_KEYS}})
     return rows
 
 
@@ -134,7 +139,7 @@ def run(params: Params, *, events_root: Path, metrics_root: Path, out_dir: Path)
     write_csv(scores, plots / "scores.csv", ["iteration", "bin", "judgements"])
     write_csv(models, plots / "models.csv", ["model", "order", *RM_KEYS, *IMPLICIT_KEYS, "answers", "answer_chars",
                                              "answer_tokens", *(f"train_{k}" for k in TRAIN_KEYS), *CHANGE_KEYS,
-                                             *SCORE_KEYS])
+                                             *SCORE_KEYS, *IF_KEYS])
     write_csv(games, plots / "h2h.csv", ["matchup", *H2H_KEYS])
     write_csv(training, plots / "training.csv", ["model", "step", "loss"])
     stats = {"iterations": {f"iteration_{r['iteration']}": {k: v for k, v in r.items() if k != "iteration"}
