@@ -278,9 +278,16 @@ class PairsParams(Section):
 
 
 class DpoParams(TrainingSchedule):
+    """The defaults are the small-model profile chosen by a sweep on the real SmolLM2-135M (docs/dpo-profile.md):
+    at the paper's schedule the default run's ~8 pairs give one optimizer step and the policy hardly moves."""
     beta: float = Field(0.1, gt=0, description="DPO beta (paper: 0.1).")
-    learning_rate: float = Field(1e-6, gt=0, description="Initial learning rate (paper: 1e-6).")
-    lr_end: float = Field(1e-7, ge=0, description="Learning rate at the last step (paper: 1e-7).")
+    learning_rate: float = Field(5e-6, gt=0, description="Initial learning rate (paper: 1e-6; 5e-6 by the sweep in "
+                                 "docs/dpo-profile.md).")
+    lr_end: float = Field(5e-7, ge=0, description="Learning rate at the last step (paper: 1e-7).")
+    grad_accum: int = Field(1, gt=0, description="Accumulation steps; effective batch = batch_size x grad_accum "
+                            "(paper: 16; 4 here, so a few pairs still make several steps).")
+    epochs: float = Field(4.0, gt=0, description="Passes over the pairs (paper: not stated, 1 assumed; 4 by the "
+                          "sweep). Ignored when max_steps > 0.")
     max_length: int = Field(512, gt=16, description="Token limit of prompt + response.")
     dropout: float = Field(
         0.0, ge=0, lt=1, description="Attention dropout of the policy while training (and LoRA's dropout); the "
