@@ -96,10 +96,13 @@ def test_dpo_reference_without_dropout_policy_with_it(monkeypatch, tmp_path, tin
     seen = record_attention(monkeypatch)
     base = base_with_dropout_in_config(tmp_path / "M1", tiny_model_dir, 0.05)
     out = dpo_run(tmp_path, base, 0.1)
-    # the reference log-probs first, in eval mode (no dropout), then every training step in train mode
+    # the reference log-probs first, in eval mode (no dropout), then every training step in train mode,
+    # then the trained policy on all its pairs in eval mode again (pair_metrics)
     modes = [training for training, _ in seen]
     start = modes.index(True)
-    assert start > 0 and not any(modes[:start]) and all(modes[start:])
+    end = len(modes) - modes[::-1].index(True)
+    assert start > 0 and not any(modes[:start]) and all(modes[start:end])
+    assert end < len(modes) and not any(modes[end:])
     assert {p for _, p in seen} == {0.1}
     assert json.loads((out / "config.json").read_text())["attention_dropout"] == 0.05
 
