@@ -18,6 +18,10 @@ MINIMAL = {
     "iterations": {"M2": {"prev": "M1", "t": 1}},
     "evaluation": {"models": ["SFT", "M1", "M2"], "rm_max_groups": 1,
                    "answers": {"max_prompts": 2, "max_new_tokens": 24},
+                   "instructions": {"max_prompts": 2, "max_new_tokens": 24},
+                   # one iteration: the implicit-reward stages name only the models this run builds
+                   "implicit": {"models": ["M0", "SFT", "M1", "M2"], "references": {"SFT": "M0", "M1": "M0", "M2": "M1"},
+                                "max_groups": 2},
                    "matchups": {"M2_vs_M1": {"a": "M2", "b": "M1"}}},
 }
 
