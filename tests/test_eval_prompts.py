@@ -45,6 +45,24 @@ def test_bad_records(tmp_path, record, message):
     assert "line 2" in str(info.value)
 
 
+def test_a_folder_reads_each_file_by_name(tmp_path):
+    write_jsonl(tmp_path / "b_arena.jsonl", [{"uid": "x1", "prompt": "Arena prompt."}])
+    write_jsonl(tmp_path / "a_mt.jsonl", [{"question_id": 81, "turns": ["MT first.", "MT second."]}])
+    (tmp_path / "README.md").write_text("ignored")
+    assert [(p.origin_id, p.text) for p in read_eval_prompts(tmp_path)] == [("81", "MT first."), ("x1", "Arena prompt.")]
+    write_jsonl(tmp_path / "c_again.jsonl", [{"uid": "x1", "prompt": "Same id."}])
+    with pytest.raises(InputError, match="duplicate id 'x1' \\(also in") as info:
+        read_eval_prompts(tmp_path)
+    assert "c_again.jsonl" in str(info.value)
+
+
+def test_real_benchmarks_together():
+    folder = SHARED / "eval"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} not found")
+    assert len(read_eval_prompts(folder)) == 580
+
+
 def test_duplicate_ids(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", [{"uid": "a", "prompt": "x"}, {"uid": "a", "prompt": "y"}])
     with pytest.raises(InputError, match="duplicate id"):

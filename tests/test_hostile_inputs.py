@@ -157,8 +157,9 @@ def test_bad_eval_prompts_fail_clearly(name, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_eval_prompts_path_that_is_a_folder(tmp_path):
-    with pytest.raises(InputError, match="is a folder"):
+def test_eval_prompts_folder_without_prompt_files(tmp_path):
+    (tmp_path / "notes.txt").write_text("not prompts")
+    with pytest.raises(InputError, match="folder holds no .jsonl"):
         read_eval_prompts(tmp_path)
 
 

@@ -2,7 +2,8 @@
 
 Accepted per line: MT-Bench (`question_id`, `turns: [str, ...]`, first turn taken),
 Arena-Hard (`uid`, `prompt`, or `turns: [{"content": ...}]`), or any object with a
-`prompt` string (id from `prompt_id`/`id`, else the line number).
+`prompt` string (id from `prompt_id`/`id`, else the line number). A folder is read file by
+file (`*.jsonl`, `*.jsonl.gz`, by name), e.g. MT-Bench and Arena-Hard together.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from ..errors import InputError
 from .oasst import DEFAULT_LIMITS, ReadLimits, json_lines
 
+SUFFIXES = (".jsonl", ".jsonl.gz")
 ID_KEYS = ("question_id", "uid", "prompt_id", "id")
 
 
@@ -52,19 +54,32 @@ def parse_record(record: object, path: Path, number: int) -> EvalPrompt:
     return EvalPrompt(str(origin), text)
 
 
-def read_eval_prompts(path: Path | str, limits: ReadLimits = DEFAULT_LIMITS) -> list[EvalPrompt]:
+def eval_prompt_files(path: Path | str) -> list[Path]:
+    """The file itself, or the folder's JSONL files by name."""
     path = Path(path)
     if path.is_dir():
-        raise InputError(path, None, "is a folder", "set data.eval_prompts in params.yaml to one JSONL file")
+        files = sorted(p for p in path.iterdir() if p.name.endswith(SUFFIXES) and not p.is_dir())
+        if not files:
+            raise InputError(path, None, f"folder holds no {' or '.join(SUFFIXES)} files",
+                             "point data.eval_prompts at a JSONL file or a folder of them")
+        return files
     if not path.exists():
-        raise InputError(path, None, "not found", "set data.eval_prompts in params.yaml to a JSONL file")
-    prompts = [parse_record(record, path, number) for number, record in json_lines(path, limits)]
-    if not prompts:
-        raise InputError(path, None, "file holds no prompts", "add one JSON object with a 'prompt' a line")
-    seen: dict[str, int] = {}
-    for index, prompt in enumerate(prompts):
-        if prompt.origin_id in seen:
-            raise InputError(path, f"record {index + 1}", f"duplicate id {prompt.origin_id!r}",
-                             "give every prompt its own id")
-        seen[prompt.origin_id] = index
+        raise InputError(path, None, "not found", "set data.eval_prompts in params.yaml to a JSONL file or folder")
+    return [path]
+
+
+def read_eval_prompts(path: Path | str, limits: ReadLimits = DEFAULT_LIMITS) -> list[EvalPrompt]:
+    prompts: list[EvalPrompt] = []
+    seen: dict[str, Path] = {}
+    for file in eval_prompt_files(path):
+        records = [parse_record(record, file, number) for number, record in json_lines(file, limits)]
+        if not records:
+            raise InputError(file, None, "file holds no prompts", "add one JSON object with a 'prompt' a line")
+        for index, prompt in enumerate(records):
+            if prompt.origin_id in seen:
+                where = "" if seen[prompt.origin_id] == file else f" (also in {seen[prompt.origin_id]})"
+                raise InputError(file, f"record {index + 1}", f"duplicate id {prompt.origin_id!r}{where}",
+                                 "give every prompt its own id")
+            seen[prompt.origin_id] = file
+        prompts += records
     return prompts

@@ -28,7 +28,7 @@ from ..inputs.conversations import (
     ranked_siblings,
     root_prompts,
 )
-from ..inputs.eval_prompts import read_eval_prompts
+from ..inputs.eval_prompts import eval_prompt_files, read_eval_prompts
 from ..inputs.oasst import ReadLimits, read_messages, source_files
 from ..log.eventlog import EventLog
 from ..log.events import PromptAdded
@@ -138,7 +138,7 @@ def build(params: DataParams) -> SeedData:
         "heldout_groups_by_depth": {str(d): len({r["group_id"] for r in heldout if r["depth"] == d})
                                     for d in sorted({r["depth"] for r in heldout})},
         "eval_prompts": sum(1 for p in prompts if p.source == "eval"),
-        "inputs": {str(p): sha256_file(p) for p in source_files(source) + [Path(params.eval_prompts)]},
+        "inputs": {str(p): sha256_file(p) for p in source_files(source) + eval_prompt_files(params.eval_prompts)},
     }
     return SeedData(pa.Table.from_pylist(ift_rows, schema=IFT_SCHEMA),
                     pa.Table.from_pylist(group_rows, schema=GROUPS_SCHEMA),
