@@ -75,7 +75,8 @@ class DataParams(Section):
     )
     eval_prompts: str = Field(
         "data/seed/eval_prompts.jsonl",
-        description="Held-out prompts: MT-Bench or Arena-Hard question.jsonl, or JSONL with 'prompt'.",
+        description="Held-out prompts: MT-Bench or Arena-Hard question.jsonl, JSONL with 'prompt', or a folder "
+        "of such files (read by name, e.g. both benchmarks together).",
     )
     language: str | None = Field("en", description="Keep messages in this language; null keeps all.")
     drop_deleted: bool = Field(True, description="Drop messages marked deleted (and their replies).")
@@ -345,7 +346,12 @@ class EvaluatorParams(Section):
     max_response_tokens: int = Field(192, gt=0, description="Each answer is cut to this many tokens in the evaluator prompt.")
     max_tokens: int = Field(512, gt=0, description="endpoint: completion token limit of a verdict.")
     timeout_s: float = Field(120.0, gt=0, description="endpoint: seconds per request before it fails.")
-    batch_size: int = Field(8, gt=0, description="local: evaluator prompts per forward pass.")
+    attempts: int = Field(3, gt=0, description="endpoint: tries per request; a timeout, a refused connection or "
+                          "HTTP 429/5xx is retried after 1, 2, 4 ... s (or the server's Retry-After).")
+    concurrency: int = Field(8, gt=0, description="endpoint: requests in flight at once (at most batch_size: "
+                             "one batch is one journalled chunk, so a killed stage does not pay for it twice).")
+    batch_size: int = Field(8, gt=0, description="local: evaluator prompts per forward pass; endpoint: "
+                            "prompts per journalled chunk.")
     max_first_position_rate: float = Field(
         0.75, gt=0.5, le=1, description="Position-bias gate: a matchup's games are marked uninformative "
         "(`informative: false` and the reason in its metrics) when the 95% interval of the share of verdicts "

@@ -4,7 +4,8 @@ local     a checkpoint under models/ (default M0, never trained) reads its verdi
           next-token probabilities after the forced opening `[[` of its reply: A when
           P(A) > P(B), B when lower, none when equal. Deterministic, no sampling.
 endpoint  any OpenAI-compatible chat-completions server at temperature 0; the verdict is
-          the last `[[A]]` or `[[B]]` of the reply, none when there is neither.
+          the last `[[A]]` or `[[B]]` of the reply, none when there is neither. Requests run
+          `concurrency` at a time, each with `timeout_s` and up to `attempts` tries.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -28,7 +30,8 @@ from ..params import EvaluatorParams, GenerationParams
 
 VERDICT = re.compile(r"\[\[([AB])\]\]")
 PLACEHOLDERS = ("{prompt}", "{response_a}", "{response_b}")
-RETRIES = 3
+RETRY_STATUS = (429, 500, 502, 503, 504)
+MAX_RETRY_AFTER_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -112,22 +115,26 @@ class EndpointEvaluator:
     def _request(self, content: str) -> str:
         body = json.dumps({"model": self.cfg.endpoint_model, "messages": [{"role": "user", "content": content}],
                            "temperature": 0, "max_tokens": self.cfg.max_tokens, "seed": self.seed}).encode()
-        for attempt in range(RETRIES):
+        attempts = self.cfg.attempts
+        for attempt in range(attempts):
+            wait = 2.0 ** attempt
             request = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")
             try:
                 with urllib.request.urlopen(request, timeout=self.cfg.timeout_s) as response:
                     reply = json.loads(response.read())
                 return reply["choices"][0]["message"]["content"] or ""
             except urllib.error.HTTPError as exc:
-                if exc.code not in (429, 500, 502, 503, 504) or attempt == RETRIES - 1:
+                if exc.code not in RETRY_STATUS or attempt == attempts - 1:
                     detail = exc.read()[:300].decode("utf-8", "replace")
-                    raise SrlmError(f"{self.url}: HTTP {exc.code}: {detail}") from None
-            except (urllib.error.URLError, TimeoutError) as exc:
-                if attempt == RETRIES - 1:
-                    raise SrlmError(f"{self.url}: no answer ({exc}); check evaluation.evaluator.base_url") from None
+                    raise SrlmError(f"{self.url}: HTTP {exc.code} after {attempt + 1} attempt(s): {detail}") from None
+                wait = retry_after(exc.headers.get("Retry-After"), wait)
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+                if attempt == attempts - 1:
+                    raise SrlmError(f"{self.url}: no answer after {attempts} attempt(s) ({exc}); check "
+                                    "evaluation.evaluator.base_url, or raise timeout_s / attempts") from None
             except (KeyError, IndexError, TypeError, json.JSONDecodeError):
                 raise SrlmError(f"{self.url}: the reply is not an OpenAI chat-completions response") from None
-            time.sleep(2 ** attempt)
+            time.sleep(wait)
         raise AssertionError("unreachable")
 
     def compare(self, items: Sequence[tuple[str, str, str]], label: str = "evaluating",
@@ -135,11 +142,18 @@ class EndpointEvaluator:
         return compare_in_chunks(self._verdicts, list(items), self.cfg.batch_size, label, journal)
 
     def _verdicts(self, batch: Sequence[tuple[str, str, str]]) -> list[Verdict]:
-        out = []
-        for item in batch:
-            raw = self._request(self.template.fill(*item))
-            out.append(Verdict(raw, parse_verdict(raw)))
-        return out
+        # Threads, not asyncio: each request blocks on the network, and map keeps the batch's order.
+        with ThreadPoolExecutor(max_workers=min(self.cfg.concurrency, len(batch))) as pool:
+            raws = list(pool.map(lambda item: self._request(self.template.fill(*item)), batch))
+        return [Verdict(raw, parse_verdict(raw)) for raw in raws]
+
+
+def retry_after(header: str | None, default: float) -> float:
+    """Seconds to wait before the next try: the server's Retry-After (seconds form) when it sent one."""
+    try:
+        return min(max(float(header), 0.0), MAX_RETRY_AFTER_S) if header else default
+    except ValueError:
+        return default
 
 
 def compare_in_chunks(verdicts: Callable[[Sequence], list[Verdict]], rows: Sequence, batch_size: int, label: str,
