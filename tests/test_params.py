@@ -115,3 +115,15 @@ def test_sampling_temperature_is_bounded(section, value, ok):
     else:
         with pytest.raises(SrlmError, match=rf"{re.escape(section)}\.temperature: Input should be "):
             parse_params(raw)
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "experiments").glob("*.params.yaml")), ids=lambda p: p.name)
+def test_experiment_params_load_and_name_every_key(path):
+    """An experiment's params file is copied over params.yaml, so it must stay valid as the keys change."""
+    load_params(path)
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for key in all_keys(Params):
+        node = raw
+        for part in key.split("."):
+            assert part in node, f"{key} missing from {path.name}"
+            node = node[part]
