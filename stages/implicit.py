@@ -2,7 +2,7 @@
 scored against the held-out human rankings.
 
     python stages/implicit.py --model M2 --reference M1 --heldout data/processed/heldout_ranked.parquet \
-        --logprobs data/eval/logprobs --metrics metrics/M2
+        --events data/events --metrics metrics/M2
 """
 
 import argparse
@@ -18,13 +18,14 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="the measured model's name")
     parser.add_argument("--reference", required=True, help="the model it is measured against (besides SFT)")
     parser.add_argument("--heldout", type=Path, required=True, help="heldout_ranked.parquet from the seed stage")
-    parser.add_argument("--logprobs", type=Path, required=True, help="folder of the logprobs@ stages' files")
+    parser.add_argument("--events", type=Path, required=True,
+                        help="event-log root, with the logprobs@ stages' reply_logprobs partitions")
     parser.add_argument("--metrics", type=Path, required=True, help="folder for implicit.json")
     args = parser.parse_args()
 
     def body(params):
         m = implicit.run(params, model=args.model, reference=args.reference, heldout_path=args.heldout,
-                         logprobs_dir=args.logprobs, metrics_dir=args.metrics)
+                         events_root=args.events, metrics_dir=args.metrics)
         logging.info("%s: human-preferred reply gains more: %s vs %s, %s vs SFT; likelihood ranking %s "
                      "(%d pairs, %d trees)", args.model, _pct(m["implicit_accuracy_ref"]), args.reference,
                      _pct(m["implicit_accuracy_sft"]), _pct(m["likelihood_accuracy"]), m["pairs"], m["trees"])

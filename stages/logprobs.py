@@ -1,7 +1,8 @@
-"""Stage `logprobs@<model>`: log p(reply | conversation) of every held-out human-ranked reply.
+"""Stage `logprobs@<model>`: log p(reply | conversation) of every held-out human-ranked reply,
+to the event log (`reply_logprobs`, partition model=<name>).
 
     python stages/logprobs.py --model models/M1 --heldout data/processed/heldout_ranked.parquet \
-        --out data/eval/logprobs/M1.parquet
+        --events data/events
 """
 
 import argparse
@@ -16,11 +17,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, required=True, help="model folder whose log-probs are computed")
     parser.add_argument("--heldout", type=Path, required=True, help="heldout_ranked.parquet from the seed stage")
-    parser.add_argument("--out", type=Path, required=True, help="the log-prob file to write")
+    parser.add_argument("--events", type=Path, required=True, help="event-log root")
     args = parser.parse_args()
 
     def body(params):
-        s = logprobs.run(params, model_dir=args.model, heldout_path=args.heldout, out_path=args.out)
+        s = logprobs.run(params, model_dir=args.model, heldout_path=args.heldout, events_root=args.events)
         logging.info("%s: %d replies of %d groups scored, %d left out as longer than evaluation.implicit.max_length",
                      args.model.name, s["replies"] - s["too_long"], s["groups"], s["too_long"])
 

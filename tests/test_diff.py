@@ -11,7 +11,13 @@ from typer.testing import CliRunner
 from srlm_core.cli import app
 from srlm_core.errors import SrlmError
 from srlm_core.log.eventlog import EventLog
-from srlm_core.log.events import CandidateGenerated, InstructionAnswerChecked, PairBuilt, PromptAdded
+from srlm_core.log.events import (
+    CandidateGenerated,
+    InstructionAnswerChecked,
+    PairBuilt,
+    PromptAdded,
+    ReplyLogprobComputed,
+)
 from srlm_core.reporting.diff import diff
 
 runner = CliRunner()
@@ -102,6 +108,29 @@ def test_pointwise_scores_of_two_models_compare_by_prompt(tmp_path):
     d = diff("answer_scores@M1", "answer_scores@SFT", tmp_path / "events")
     assert d["overlap"]["both"] == 3 and (d["a"]["rows"], d["b"]["rows"]) == (6, 6)
     assert d["scores"]["score"]["delta_mean"] == pytest.approx(-2 / 3)
+
+
+def test_reply_logprobs_of_two_models_compare_by_group(tmp_path):
+    """`srlm diff reply_logprobs@M1 reply_logprobs@M2`: two models' log-probs of the held-out replies,
+    groups matched by group_id; a reply over max_length (null log-prob) counts as a null."""
+    log = EventLog(tmp_path / "events")
+    values = {"M1": {("g1", "r1"): -10.0, ("g1", "r2"): -20.0, ("g2", "r3"): -30.0, ("g2", "r4"): None},
+              "M2": {("g2", "r3"): -24.0, ("g2", "r4"): None, ("g3", "r5"): -6.0}}
+    for model, rows in values.items():
+        log.append_partition(ReplyLogprobComputed, model, [ReplyLogprobComputed.create(
+            model=model, group_id=group, reply_id=reply, model_hash=model * 32, tokens=None if lp is None else 5,
+            logprob=lp, stage="logprobs", seed=None, sampling=None) for (group, reply), lp in rows.items()])
+    result = diff("reply_logprobs@M1", "reply_logprobs@M2", log.root)
+    assert (result["table"], result["a"]["rows"], result["b"]["rows"]) == ("reply_logprobs", 4, 3)
+    assert result["overlap"] == {"key": "group_id", "only_a": 1, "only_b": 1, "both": 1, "jaccard": 1 / 3}
+    logprob = result["scores"]["logprob"]
+    assert (logprob["a"]["count"], logprob["a"]["nulls"], logprob["a"]["mean"]) == (3, 1, -20.0)
+    assert logprob["delta_mean"] == pytest.approx(5.0)
+    assert set(result["scores"]) == {"tokens", "logprob"} and result["lengths"] == {}
+    assert [row["key"] for row in result["added"]["examples"]] == ["g3"]
+    assert sorted(row["key"] for row in result["removed"]["examples"]) == ["g1", "g1"]
+    text = runner.invoke(app, ["diff", "reply_logprobs@M1", "reply_logprobs@M2", "--events", str(log.root)]).output
+    assert "by group_id: 1 only in A, 1 only in B, 1 in both" in text and "logprob" in text
 
 
 def test_instruction_answers_of_two_models_match_by_prompt(tmp_path):

@@ -16,6 +16,7 @@ from srlm_core.log.events import (
     JudgementRecorded,
     PairBuilt,
     PromptAdded,
+    ReplyLogprobComputed,
     sampling_json,
 )
 
@@ -113,6 +114,23 @@ def test_every_table_round_trips(tmp_path):
         log.append(batch)
     assert log.read(JudgementRecorded).column("score").to_pylist() == [4.0, None]
     assert log.read(PairBuilt).column("rejected_score").to_pylist() == [1.0]
+
+
+def test_reply_logprobs_keep_the_dataset_ids_as_text_and_null_log_probs(tmp_path):
+    """reply_logprobs: its own id is a row id (32 bytes), group_id and reply_id are dataset message ids
+    (UUIDs in OASST), stored as text; a reply too long to score has null tokens and logprob."""
+    log = EventLog(tmp_path)
+    rows = [ReplyLogprobComputed.create(model="M1", group_id="6ab24d72-0181-4594-a9cd-deaf170242fb",
+                                        reply_id=reply, model_hash="m" * 64, tokens=tokens, logprob=lp,
+                                        stage="logprobs", seed=None, sampling=sampling_json({"dtype": "float32"}))
+            for reply, tokens, lp in (("r-1", 12, -31.5), ("r-2", None, None))]
+    path = log.append(rows)
+    assert path.parent == tmp_path / "reply_logprobs" / "model=M1"
+    schema = pq.read_schema(path)
+    assert schema.field("logprob_id").type == ID_TYPE
+    assert pa.types.is_string(schema.field("group_id").type) and pa.types.is_string(schema.field("reply_id").type)
+    assert log.read(ReplyLogprobComputed, "M1").to_pylist() == [dataclasses.asdict(e) for e in rows]
+    assert rows[0].logprob_id != ReplyLogprobComputed.compute_id({**dataclasses.asdict(rows[0]), "logprob": -31.0})
 
 
 def test_tampering_is_detected(tmp_path):

@@ -1,22 +1,23 @@
-"""The implicit@ step: from the log-prob files of a model, its reference and SFT to metrics/<model>/implicit.json;
-and, with the real model, that a model measured against itself has zero implicit reward and scores 1/2."""
+"""The implicit@ step: from the event log's reply_logprobs partitions of a model, its reference and SFT
+to metrics/<model>/implicit.json; and, with the real model, that a model measured against itself has
+zero implicit reward and scores 1/2."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import torch
 from conftest import SEED, SEED_EVAL
 
 from srlm_core.errors import SrlmError
+from srlm_core.log.eventlog import EventLog
+from srlm_core.log.events import ReplyLogprobComputed
 from srlm_core.log.lineage import write_manifest
 from srlm_core.params import DataParams, Params
 from srlm_core.steps import implicit, logprobs, seed
-from srlm_core.storage import write_parquet
 
 
 def perturbed(source, out, scale: float):
@@ -41,13 +42,25 @@ def heldout(tmp_path_factory):
     return out / "heldout_ranked.parquet"
 
 
+def renamed(source, out):
+    """The same model folder under another name (the partition a model's log-probs go to is its folder's name)."""
+    out.symlink_to(source, target_is_directory=True)
+    return out
+
+
+def lp_event(model: str, reply_id: str, **fields) -> ReplyLogprobComputed:
+    defaults = {"model": model, "group_id": "g", "reply_id": reply_id, "model_hash": "h" * 64, "tokens": 3,
+                "logprob": -1.0, "stage": "logprobs", "seed": None, "sampling": None}
+    return ReplyLogprobComputed.create(**{**defaults, **fields})
+
+
 def test_the_step_compares_with_the_reference_and_sft(tmp_path, tiny_srlm_model, heldout):
     params = Params.model_validate({"evaluation": {"bootstrap": 200, "implicit": {"max_groups": 4}}})
-    models = {"M0": tiny_srlm_model, "SFT": perturbed(tiny_srlm_model, tmp_path / "SFT", 0.02),
+    models = {"M0": renamed(tiny_srlm_model, tmp_path / "M0"), "SFT": perturbed(tiny_srlm_model, tmp_path / "SFT", 0.02),
               "M1": perturbed(tiny_srlm_model, tmp_path / "M1", 0.05)}
-    for name, folder in models.items():
-        logprobs.run(params, model_dir=folder, heldout_path=heldout, out_path=tmp_path / "lp" / f"{name}.parquet")
-    m = implicit.run(params, model="M1", reference="M0", heldout_path=heldout, logprobs_dir=tmp_path / "lp",
+    for folder in models.values():
+        logprobs.run(params, model_dir=folder, heldout_path=heldout, events_root=tmp_path / "events")
+    m = implicit.run(params, model="M1", reference="M0", heldout_path=heldout, events_root=tmp_path / "events",
                      metrics_dir=tmp_path / "metrics" / "M1")
     assert json.loads((tmp_path / "metrics" / "M1" / "implicit.json").read_text()) == m
     assert (m["model"], m["reference"], m["groups"], m["replies_too_long"]) == ("M1", "M0", 4, 0)
@@ -55,20 +68,24 @@ def test_the_step_compares_with_the_reference_and_sft(tmp_path, tiny_srlm_model,
     for key in ("implicit_accuracy_ref", "implicit_accuracy_sft", "likelihood_accuracy"):
         assert 0 <= m[key] <= 1 and m[f"{key}_ci95_low"] <= m[key] <= m[f"{key}_ci95_high"]
     assert m["implicit_tie_rate_ref"] == 0 and m["model_hash"] != m["ref_hash"] != m["sft_hash"]
-    s = implicit.run(params, model="SFT", reference="M0", heldout_path=heldout, logprobs_dir=tmp_path / "lp",
+    s = implicit.run(params, model="SFT", reference="M0", heldout_path=heldout, events_root=tmp_path / "events",
                      metrics_dir=tmp_path / "metrics" / "SFT")
     assert s["implicit_accuracy_sft"] is None and s["implicit_accuracy_ref"] is not None
 
 
-def test_log_prob_files_of_other_replies_are_refused(tmp_path, heldout):
-    rows = [dict(model="X", model_hash="h", group_id="g", reply_id=r, tokens=3, logprob=-1.0) for r in ("a", "b")]
-    for name, replies in (("M1", rows), ("M0", rows), ("SFT", rows[:1])):
-        write_parquet(pa.Table.from_pylist(replies, schema=logprobs.SCHEMA), tmp_path / f"{name}.parquet")
-    with pytest.raises(SrlmError, match="SFT.parquet scored other replies"):
-        implicit.run(Params(), model="M1", reference="M0", heldout_path=heldout, logprobs_dir=tmp_path,
+def test_log_probs_of_other_replies_are_refused(tmp_path, heldout):
+    log = EventLog(tmp_path / "events")
+    for name, replies in (("M1", "ab"), ("M0", "ab"), ("SFT", "a")):
+        log.append_partition(ReplyLogprobComputed, name, [lp_event(name, r) for r in replies])
+    with pytest.raises(SrlmError, match="model=SFT scored other replies"):
+        implicit.run(Params(), model="M1", reference="M0", heldout_path=heldout, events_root=log.root,
                      metrics_dir=tmp_path)
-    with pytest.raises(SrlmError, match="M2.parquet: no log-probs"):
-        implicit.run(Params(), model="M2", reference="M0", heldout_path=heldout, logprobs_dir=tmp_path,
+    with pytest.raises(SrlmError, match=r"reply_logprobs/model=M2: no log-probs; run `dvc repro logprobs@M2`"):
+        implicit.run(Params(), model="M2", reference="M0", heldout_path=heldout, events_root=log.root,
+                     metrics_dir=tmp_path)
+    log.append([lp_event("M1", "a", logprob=-2.0)])   # a second run's rows beside the first's
+    with pytest.raises(SrlmError, match="model=M1: holds some reply more than once"):
+        implicit.run(Params(), model="M1", reference="M0", heldout_path=heldout, events_root=log.root,
                      metrics_dir=tmp_path)
 
 
@@ -76,12 +93,16 @@ def test_the_real_model_against_itself_has_zero_implicit_reward(tmp_path, real_m
     """Scored twice (as the model and as its reference), the real model gives the same log-probs to the bit, so
     every pair ties: accuracy exactly 1/2, tie rate 1, margin 0; the plain likelihood ranking still ranks."""
     params = Params.model_validate({"generation": {"dtype": "float32"}, "evaluation": {"bootstrap": 200}})
-    for name in ("M1", "M0"):
-        logprobs.run(params, model_dir=real_m0, heldout_path=heldout, out_path=tmp_path / f"{name}.parquet")
-    shutil.copy(tmp_path / "M0.parquet", tmp_path / "SFT.parquet")
-    first, second = (pq.read_table(tmp_path / f"{n}.parquet").column("logprob").to_pylist() for n in ("M1", "M0"))
+    log = EventLog(tmp_path / "events")
+    for folder in (renamed(real_m0, tmp_path / "M1"), real_m0):
+        logprobs.run(params, model_dir=folder, heldout_path=heldout, events_root=log.root)
+    first, second = (log.read(ReplyLogprobComputed, n).column("logprob").to_pylist() for n in ("M1", "M0"))
     assert first == second and all(v < 0 for v in first)
-    m = implicit.run(params, model="M1", reference="M0", heldout_path=heldout, logprobs_dir=tmp_path,
+    log.append_partition(ReplyLogprobComputed, "SFT", [   # M0's log-probs again, as SFT's
+        ReplyLogprobComputed.create(**{**{k: v for k, v in dataclasses.asdict(e).items() if k != "logprob_id"},
+                                       "model": "SFT"})
+        for e in (ReplyLogprobComputed(**r) for r in log.read(ReplyLogprobComputed, "M0").to_pylist())])
+    m = implicit.run(params, model="M1", reference="M0", heldout_path=heldout, events_root=log.root,
                      metrics_dir=tmp_path)
     assert m["pairs"] > 0 and m["replies_too_long"] == 0
     for side in ("ref", "sft"):

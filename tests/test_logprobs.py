@@ -1,14 +1,17 @@
 """Reply log-probabilities: only the reply's tokens are scored, batched scoring equals a direct
-computation, and the logprobs step writes one row per held-out reply."""
+computation, and the logprobs step writes one event per held-out reply to the event log."""
 
 from __future__ import annotations
 
+import json
+
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import torch
 
 from srlm_core.engine import logprobs, runtime
+from srlm_core.log.eventlog import EventLog
+from srlm_core.log.events import ReplyLogprobComputed
 from srlm_core.params import Params
 from srlm_core.steps.logprobs import run
 from srlm_core.steps.seed import HELDOUT_SCHEMA
@@ -59,13 +62,20 @@ def heldout_file(tmp_path, long_reply: str = "x") -> pa.Table:
 def test_the_step_scores_the_first_groups_and_leaves_out_the_too_long(tmp_path, tiny_srlm_model):
     path = heldout_file(tmp_path, long_reply="word " * 300)
     params = Params.model_validate({"evaluation": {"implicit": {"max_groups": 3, "max_length": 200}}})
-    summary = run(params, model_dir=tiny_srlm_model, heldout_path=path, out_path=tmp_path / "M1.parquet")
-    rows = pq.read_table(tmp_path / "M1.parquet").to_pylist()
+    summary = run(params, model_dir=tiny_srlm_model, heldout_path=path, events_root=tmp_path / "events")
+    log = EventLog(tmp_path / "events")
+    assert [p.relative_to(log.root).parent.as_posix() for p in log.files()] == ["reply_logprobs/model=M1"]
+    rows = log.read(ReplyLogprobComputed, "M1").to_pylist()
     assert summary == {"replies": 5, "too_long": 1, "groups": 3}
     assert [r["reply_id"] for r in rows] == ["a0", "a1", "b0", "b1", "c0"]
+    assert [r["group_id"] for r in rows] == ["a", "a", "b", "b", "c"]   # the held-out file's ids, as they are
     assert rows[-1]["logprob"] is None and rows[-1]["tokens"] is None
     assert all(r["logprob"] < 0 and r["tokens"] > 0 for r in rows[:-1])
     assert {r["model_hash"] for r in rows} == {runtime.load(tiny_srlm_model)[2]} and rows[0]["model"] == "M1"
+    assert {(r["stage"], r["seed"]) for r in rows} == {("logprobs", None)}
+    assert json.loads(rows[0]["sampling"]) == {"dtype": str(runtime.compute_dtype()).removeprefix("torch."),
+                                               "max_length": 200, "batch_size": params.evaluation.implicit.batch_size}
+    assert all(ReplyLogprobComputed(**r).problems() == [] for r in rows)
     params = Params.model_validate({"evaluation": {"implicit": {"max_groups": 1}}})
-    run(params, model_dir=tiny_srlm_model, heldout_path=path, out_path=tmp_path / "one.parquet")
-    assert [r["reply_id"] for r in pq.read_table(tmp_path / "one.parquet").to_pylist()] == ["a0", "a1"]
+    run(params, model_dir=tiny_srlm_model, heldout_path=path, events_root=tmp_path / "one")
+    assert [r["reply_id"] for r in EventLog(tmp_path / "one").read(ReplyLogprobComputed).to_pylist()] == ["a0", "a1"]

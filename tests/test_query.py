@@ -12,7 +12,7 @@ from test_eventlog import one_of_each, prompt
 
 from srlm_core.errors import SrlmError
 from srlm_core.log.eventlog import EventLog
-from srlm_core.log.events import PairBuilt
+from srlm_core.log.events import PairBuilt, ReplyLogprobComputed
 from srlm_core.log.query import SHIPPED_VIEWS, run_query, shipped_views_sql, view_sql
 
 
@@ -104,3 +104,17 @@ def test_ids_show_as_hex_whatever_version_wrote_them(tmp_path):
     joined = run_query("select count(*) from pairs p join candidates c on c.candidate_id = p.chosen_id "
                        "join judgements j on j.candidate_id = c.candidate_id", tmp_path / "events").rows
     assert joined == [(2,)]
+
+
+def test_reply_logprobs_view(tmp_path):
+    """`srlm sql` and the shipped view read the log-probs: the row id as hex, the dataset ids as written."""
+    log = EventLog(tmp_path / "events")
+    rows = [ReplyLogprobComputed.create(model="M1", group_id="g-1", reply_id=reply, model_hash="m" * 64, tokens=tokens,
+                                        logprob=lp, stage="logprobs", seed=None, sampling=None)
+            for reply, tokens, lp in (("r-1", 4, -8.0), ("r-2", None, None))]
+    log.append(rows)
+    sql = "select model, logprob_id, group_id, reply_id, logprob from reply_logprobs order by reply_id"
+    want = [("M1", e.logprob_id, "g-1", e.reply_id, e.logprob) for e in rows]
+    assert run_query(sql, tmp_path / "events").rows == want
+    views = view_sql(ReplyLogprobComputed, (tmp_path / "events").as_posix())
+    assert duckdb.sql(views + sql).fetchall() == want

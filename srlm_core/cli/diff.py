@@ -37,6 +37,7 @@ def diff(
 
     Example: srlm diff pairs@1 pairs@2 --json
     Example: srlm diff instruction_answers@M1 instruction_answers@M2
+    Example: srlm diff reply_logprobs@M1 reply_logprobs@M2
     """
     result = compute(a, b, events, examples)
     if as_json:

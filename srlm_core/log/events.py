@@ -518,7 +518,34 @@ class AnswerScored(Event):
     schema_version: int
 
 
+@dataclass(frozen=True)
+class ReplyLogprobComputed(Event):
+    """Implicit-reward evaluation: the summed log-probability log p_model(reply | conversation) of one
+    held-out human-ranked reply (data/processed/heldout_ranked.parquet) under `model`, forward passes
+    only; tokens and logprob are null when conversation + reply exceed evaluation.implicit.max_length."""
+
+    ID_COLUMNS: ClassVar[tuple[str, ...]] = ("logprob_id",)   # group_id, reply_id: dataset message ids
+    TABLE: ClassVar[str] = "reply_logprobs"
+    ID_FIELD: ClassVar[str] = "logprob_id"
+    ID_FIELDS: ClassVar[tuple[str, ...]] = ("model", "group_id", "reply_id", "model_hash", "sampling", "tokens",
+                                            "logprob")
+    PARTITION: ClassVar[str] = "model"
+
+    logprob_id: str
+    model: str
+    group_id: str          # the held-out file's group: the message id of the user turn the sibling replies answer
+    reply_id: str          # the reply's message id
+    model_hash: str
+    tokens: int | None     # reply tokens scored
+    logprob: float | None  # their summed log-probability (natural log)
+    stage: str
+    seed: int | None       # always null: forward passes, no sampling
+    sampling: str | None   # JSON of the scoring settings (dtype, max_length, batch_size)
+    schema_version: int
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (PromptAdded, CandidateGenerated, JudgementRecorded, PairBuilt,
                                         PromptRejected, PairSkipped, ReplyJudged, RewardModelJudged,
-                                        EvalAnswerGenerated, GamePlayed, AnswerScored, InstructionAnswerChecked)
+                                        EvalAnswerGenerated, GamePlayed, AnswerScored, InstructionAnswerChecked,
+                                        ReplyLogprobComputed)
 BY_TABLE: dict[str, type[Event]] = {cls.TABLE: cls for cls in EVENT_TYPES}

@@ -64,3 +64,7 @@ CREATE OR REPLACE VIEW instruction_answers AS
   SELECT * REPLACE (
     CASE WHEN octet_length(CAST(answer_id AS BLOB)) = 32 THEN lower(hex(CAST(answer_id AS BLOB))) ELSE decode(CAST(answer_id AS BLOB)) END AS answer_id)
   FROM read_parquet('data/events/instruction_answers/*/*.parquet', hive_partitioning = true, union_by_name = true);
+CREATE OR REPLACE VIEW reply_logprobs AS
+  SELECT * REPLACE (
+    CASE WHEN octet_length(CAST(logprob_id AS BLOB)) = 32 THEN lower(hex(CAST(logprob_id AS BLOB))) ELSE decode(CAST(logprob_id AS BLOB)) END AS logprob_id)
+  FROM read_parquet('data/events/reply_logprobs/*/*.parquet', hive_partitioning = true, union_by_name = true);
