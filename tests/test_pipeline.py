@@ -192,10 +192,12 @@ def test_per_iteration_statistics(repo):
         assert 0 <= model["answers_changed"] <= 1
         assert model["train_steps"] >= 1 and model["train_pairs_reward_accuracy"] is not None
     assert stats["models"]["M1"]["parent"] is None and stats["models"]["SFT"]["train_steps"] >= 1
-    # the text method's parse rate, beside the probability method the loop judges with
-    assert all(0 <= m["text_parse_rate"] <= 1 and m["text_parse_rate_ci95_low"] is not None
-               and m["prompt_accuracy"] is not None
-               for m in stats["models"].values())
+    # the text method's parse rate, beside the probability method the loop judges with: before and after EFT
+    models = stats["models"]
+    assert all(0 <= models[m]["text_parse_rate"] <= 1 and models[m]["text_parse_rate_ci95_low"] is not None
+               for m in ("SFT", "M1"))
+    assert models["M2"].get("text_parse_rate") is None and models["M3"].get("text_parse_rate") is None
+    assert all(m["prompt_accuracy"] is not None for m in models.values())
     assert "reports/stats.json" in dvc(repo, "metrics", "show").stdout
 
 

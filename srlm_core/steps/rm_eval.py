@@ -32,7 +32,7 @@ def run(params: Params, *, model_dir: Path, groups_path: Path, events_root: Path
     gen = open_generator(params.generation, model_dir)
     items = [(r["prompt"], r["reply"]) for r in replies]
     runs = [("rm_eval", make_judge(gen, jcfg))]
-    if cfg.text_parse_samples and jcfg.method == "probability":
+    if cfg.text_parse_samples and jcfg.method == "probability" and model_dir.name in cfg.text_parse_models:
         runs.append(("rm_eval_text", make_judge(gen, jcfg.model_copy(update={"method": "text"}),
                                                 samples=cfg.text_parse_samples)))
     events, journals, judged = [], [], {}
