@@ -40,8 +40,10 @@ class _Scripted(BaseHTTPRequestHandler):
             fail = cls.seen <= cls.failures
             cls.in_flight += 1
             cls.most_in_flight = max(cls.most_in_flight, cls.in_flight)
+        threading.Event().wait(cls.delay)   # not time.sleep, which the tests stub for the client
+        with cls.lock:   # done before replying, so the client cannot start its next request first
+            cls.in_flight -= 1
         try:
-            threading.Event().wait(cls.delay)   # not time.sleep, which the tests stub for the client
             if fail:
                 self.send_response(503)
                 self.send_header("Retry-After", "0")
@@ -56,9 +58,6 @@ class _Scripted(BaseHTTPRequestHandler):
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):   # the client gave up (timeout test)
             pass
-        finally:
-            with cls.lock:
-                cls.in_flight -= 1
 
     def log_message(self, *args):
         pass
