@@ -229,6 +229,9 @@ def test_a_position_biased_evaluator_plays_only_the_calibration_games(tmp_path, 
     # the position-free reading is there whatever the games say
     assert (m["score_prompts"], m["score_a"], m["score_b"]) == (3, 3.0, pytest.approx(7 / 3))
     assert m["score_diff"] == pytest.approx(2 / 3) and m["score_a_higher"] == pytest.approx(2 / 3)
+    # length control: every answer of a is one character longer, so there is no length effect to fit
+    assert m["length_diff_chars"] == 1.0 and m["score_diff_lc"] == pytest.approx(m["score_diff"])
+    assert m["score_length_slope"] == 0 and m["win_rate_lc"] is None   # no win rate from these games
     assert json.loads((tmp_path / "h2h" / "M1_vs_SFT.json").read_text()) == m
 
 
@@ -242,6 +245,7 @@ def test_an_unbiased_evaluator_plays_every_game_as_before(tmp_path, monkeypatch)
 
     before = summarise(["a"] * 3, ["A", "B"] * 3, resamples=500, seed=stage_seed(1234, "h2h"), preferences=[0.5] * 3)
     assert {k: m[k] for k in before} == before   # the figures of the games are what they always were
+    assert m["win_rate_lc"] == pytest.approx(1.0) and m["win_rate_lc_ci95_low"] == pytest.approx(1.0)
 
 
 def test_without_calibration_a_biased_evaluator_plays_all_games_and_is_still_marked(tmp_path, monkeypatch):

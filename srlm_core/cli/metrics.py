@@ -65,10 +65,13 @@ def metrics(
         followed.add_row(row["model"], *(interval_text(row, key) for key, _ in IF_COLUMNS))
     console.print(followed)
     games = Table("matchup", "a", "b", "win", "tie", "loss", "win rate [95% CI]", "first-position rate",
-                  "mean preference [95% CI]", "score a - b [95% CI]", "a higher", "evaluator",
-                  title="head to head (win rate of a; ties count 1/2; score a - b: pointwise, per prompt)")
+                  "mean preference [95% CI]", "score a - b [95% CI]", "a higher", "at equal length [95% CI]",
+                  "evaluator",
+                  title="head to head (win rate of a; ties count 1/2; score a - b: pointwise, per prompt; "
+                        "at equal length: a - b regressed on the length difference)")
     for m in summary["matchups"]:
         games.add_row(m["matchup"], m["a"], m["b"], str(m["wins"]), str(m["ties"]), str(m["losses"]),
                       win_rate_text(m), _cell(m.get("first_position_rate")), preference_text(m),
-                      score_diff_text(m), _cell(m.get("score_a_higher")), m["evaluator"])
+                      score_diff_text(m), _cell(m.get("score_a_higher")), score_diff_text(m, "score_diff_lc"),
+                      m["evaluator"])
     console.print(games)

@@ -127,8 +127,13 @@ def measures(summary: dict) -> list[tuple[str, str, list[dict], str, str]]:
             ("pointwise score", "held-out prompts", models, "score_mean", "between models"),
             ("pointwise score difference a - b", "held-out prompts", summary["matchups"], "score_diff",
              "against no difference"),
+            ("pointwise score difference a - b at equal length", "held-out prompts", summary["matchups"],
+             "score_diff_lc", "against no difference"),
             ("head-to-head win rate", "held-out prompts", [m for m in summary["matchups"] if m.get("informative", True)],
              "win_rate", "against no difference"),
+            ("head-to-head win rate at equal length", "held-out prompts",
+             [m for m in summary["matchups"] if m.get("win_rate_lc") is not None], "win_rate_lc",
+             "against no difference"),
             ("head-to-head mean preference", "held-out prompts", summary["matchups"], "mean_preference",
              "against no difference")]
 
@@ -193,12 +198,16 @@ def build(root: Path, out_dir: Path) -> Document:
              "names one position in most verdicts can only produce ties: when the interval of its first-position "
              "rate is past evaluation.evaluator.max_first_position_rate the win rate is replaced by why the games "
              "are uninformative. Score a - b: the per-prompt difference of the pointwise scores, its mean and "
-             "bootstrap 95% interval over prompts, and the share of prompts a scores higher.")
+             "bootstrap 95% interval over prompts, and the share of prompts a scores higher. At equal length: "
+             "the same regressed on the answers' length difference and read at no difference (AlpacaEval 2's "
+             "length control; docs/metrics.md); length a - b: mean characters.")
     doc.table(["matchup", "a", "b", "wins", "ties", "losses", "win rate [95% CI]", "first-position rate [95% CI]",
-               "mean preference [95% CI]", "score a - b [95% CI]", "a scores higher", "evaluator"],
+               "mean preference [95% CI]", "score a - b [95% CI]", "a scores higher", "length a - b",
+               "score a - b at equal length [95% CI]", "win rate at equal length [95% CI]", "evaluator"],
               [[m["matchup"], m["a"], m["b"], m["wins"], m["ties"], m["losses"], win_rate_text(m),
                 interval_text(m, "first_position_rate"), preference_text(m), score_diff_text(m),
-                m.get("score_a_higher"), m["evaluator"]] for m in summary["matchups"]])
+                m.get("score_a_higher"), m.get("length_diff_chars"), score_diff_text(m, "score_diff_lc"),
+                interval_text(m, "win_rate_lc"), m["evaluator"]] for m in summary["matchups"]])
     doc.text("Mean preference (local evaluator only): P(a's answer is better) averaged over both orders, so the "
              "evaluator's position bias cancels; 0.5 = no difference. Not the paper's rule, a finer reading of the "
              "same games.")

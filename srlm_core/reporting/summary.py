@@ -79,9 +79,9 @@ def win_rate_text(matchup: dict) -> str:
     return interval_text(matchup, "win_rate")
 
 
-def score_diff_text(matchup: dict) -> str:
-    """`+0.120 [0.030, 0.210]`: the paired score difference a - b and its interval, or `-`."""
-    if matchup.get("score_diff") is None:
+def score_diff_text(matchup: dict, key: str = "score_diff") -> str:
+    """`+0.120 [0.030, 0.210]`: the paired score difference a - b (or its length-controlled
+    reading, key score_diff_lc) and its interval, or `-`."""
+    if matchup.get(key) is None:
         return "-"
-    return (f"{matchup['score_diff']:+.3f} [{matchup['score_diff_ci95_low']:+.3f}, "
-            f"{matchup['score_diff_ci95_high']:+.3f}]")
+    return f"{matchup[key]:+.3f} [{matchup[f'{key}_ci95_low']:+.3f}, {matchup[f'{key}_ci95_high']:+.3f}]"

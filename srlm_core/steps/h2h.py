@@ -17,7 +17,7 @@ from ..log.eventlog import EventLog
 from ..log.events import AnswerScored, EvalAnswerGenerated, GamePlayed, PromptAdded
 from ..params import Params
 from ..reporting.rm_metrics import reply_scores
-from ..reporting import pointwise, position_bias, win_rate
+from ..reporting import length_control, pointwise, position_bias, win_rate
 from ..seeds import stage_seed
 from ..storage import write_json
 
@@ -44,6 +44,24 @@ def _scores(events: EventLog, model: str, answers: dict[str, dict]) -> dict[str,
     if not samples:
         raise SrlmError(f"{where}: no scores of {model}'s answers; run `dvc repro scores@{model}` first")
     return {p: reply_scores(s) for p, s in samples.items()}
+
+
+def _length_controlled(answers_a: dict, answers_b: dict, scores_a: dict, scores_b: dict, games: list,
+                       informative: bool, *, resamples: int, seed: int) -> dict:
+    """The score difference and (when the games are informative) the win rate at equal answer length."""
+    chars = lambda prompts: length_control.length_differences(  # noqa: E731
+        [len(answers_a[p]["text"]) for p in prompts], [len(answers_b[p]["text"]) for p in prompts])
+    scored = sorted(set(scores_a) & set(scores_b))
+    out = {"length_diff_chars": round(float(chars(scored).mean()) * 100, 3),
+           **length_control.score_difference([scores_a[p] - scores_b[p] for p in scored], chars(scored),
+                                             resamples=resamples, seed=seed)}
+    if informative and games:
+        out.update(length_control.win_rate([win_rate.POINTS[g.outcome] for g in games],
+                                           chars([g.prompt_id for g in games]), resamples=resamples, seed=seed))
+    else:   # a position-biased evaluator's games say nothing, with or without length control
+        out.update({"win_rate_lc": None, "win_rate_lc_ci95_low": None, "win_rate_lc_ci95_high": None,
+                    "win_length_term": None})
+    return out
 
 
 def run(params: Params, *, matchup: str, models_root: Path, events_root: Path, metrics_dir: Path) -> dict:
@@ -91,10 +109,12 @@ def run(params: Params, *, matchup: str, models_root: Path, events_root: Path, m
     summary = win_rate.summarise([g.outcome for g in games], [v.choice for v_ab, v_ba in played for v in (v_ab, v_ba)],
                                  resamples=cfg.bootstrap, seed=seed,
                                  preferences=[win_rate.preference(v_ab.p_a, v_ba.p_a) for v_ab, v_ba in played])
-    metrics = {"matchup": matchup, "a": a, "b": b, "evaluator": evaluator.name, **summary,
-               **position_bias.check([(x.choice, y.choice) for x, y in played], **gate),
+    bias = position_bias.check([(x.choice, y.choice) for x, y in played], **gate)
+    metrics = {"matchup": matchup, "a": a, "b": b, "evaluator": evaluator.name, **summary, **bias,
                "games_skipped": len(shared) - len(played),
-               **pointwise.paired(scores_a, scores_b, resamples=cfg.bootstrap, seed=seed)}
+               **pointwise.paired(scores_a, scores_b, resamples=cfg.bootstrap, seed=seed),
+               **_length_controlled(answers_a, answers_b, scores_a, scores_b, games, bias["informative"],
+                                    resamples=cfg.bootstrap, seed=seed)}
     write_json(metrics, metrics_dir / f"{matchup}.json")
     journal.clear()
     return metrics
