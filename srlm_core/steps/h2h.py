@@ -52,8 +52,9 @@ def _length_controlled(answers_a: dict, answers_b: dict, scores_a: dict, scores_
     chars = lambda prompts: length_control.length_differences(  # noqa: E731
         [len(answers_a[p]["text"]) for p in prompts], [len(answers_b[p]["text"]) for p in prompts])
     scored = sorted(set(scores_a) & set(scores_b))
-    out = {"length_diff_chars": round(float(chars(scored).mean()) * 100, 3),
-           **length_control.score_difference([scores_a[p] - scores_b[p] for p in scored], chars(scored),
+    d = chars(scored)
+    out = {"length_diff_chars": round(float(d.mean()) * 100, 3),
+           **length_control.score_difference([scores_a[p] - scores_b[p] for p in scored], d,
                                              resamples=resamples, seed=seed)}
     if informative and games:
         out.update(length_control.win_rate([win_rate.POINTS[g.outcome] for g in games],
