@@ -329,6 +329,16 @@ class InstructionsParams(Section):
                             "a second; 40 prompts x 160 tokens is three batches).")
 
 
+class ScoresParams(Section):
+    samples: int = Field(1, gt=0, description="Judgements per answer by the fixed judge of scores@<model>, averaged "
+                         "(the loop's judge: 3). One greedy judgement removes the judge's sampling noise, which in "
+                         "a 3-sample run at temperature 0.7 was as large as the spread between prompts "
+                         "(docs/time-budget.md), at a third of the cost.")
+    temperature: Temperature = Field(0.0, ge=0, le=MAX_TEMPERATURE,
+                                     description="Sampling temperature of that judge's justification (0: greedy, "
+                                     "as the endpoint evaluator is; 0.01-2 samples with the stage's seed).")
+
+
 class EvaluatorParams(Section):
     kind: Literal["local", "endpoint"] = Field(
         "local", description="local: a checkpoint under models/ reads its verdict from next-token probabilities; "
@@ -414,6 +424,7 @@ class EvaluationParams(Section):
                                          "time).")
     answers: AnswersParams = AnswersParams()
     instructions: InstructionsParams = InstructionsParams()
+    scores: ScoresParams = ScoresParams()
     evaluator: EvaluatorParams = EvaluatorParams()
     matchups: dict[str, Matchup] = Field(
         default_factory=_default_matchups,

@@ -30,15 +30,16 @@ def eval_log(root, answers: dict[str, list[str]]) -> tuple[EventLog, list[Prompt
     return log, prompts
 
 
-def _params(judge: str, **judge_settings):
-    return parse_params({"evaluation": {"evaluator": {"model": judge}},
+def _params(judge: str, scoring: dict | None = None, **judge_settings):
+    return parse_params({"evaluation": {"evaluator": {"model": judge}, "scores": scoring or {}},
                          "judge": {"samples": 2, "max_new_tokens": 8, "batch_size": 2, **judge_settings}})
 
 
 def test_every_answer_is_scored_by_the_fixed_judge(tiny_srlm_model, tmp_path):
     answers = ["Paris.", "Red. Score: 5", "Eight."]
     log, prompts = eval_log(tmp_path / "events", {"SFT": answers})
-    params = _params("M1", method="text")   # the stage uses the probability method whatever judge.method says
+    # the stage uses the probability method whatever judge.method says, and its own samples and temperature
+    params = _params("M1", {"samples": 2, "temperature": 0.7}, method="text", samples=3)
     m = scores.run(params, model="SFT", models_root=tiny_srlm_model.parent, events_root=tmp_path / "events",
                    metrics_dir=tmp_path / "metrics" / "SFT")
     rows = log.read(AnswerScored, "SFT").to_pylist()
@@ -56,6 +57,15 @@ def test_every_answer_is_scored_by_the_fixed_judge(tiny_srlm_model, tmp_path):
     again, _ = eval_log(tmp_path / "again", {"SFT": answers})
     assert scores.run(params, model="SFT", models_root=tiny_srlm_model.parent, events_root=tmp_path / "again",
                       metrics_dir=tmp_path / "m2") == m   # one fixed seed: the same scores
+
+
+def test_by_default_one_greedy_judgement_per_answer(tiny_srlm_model, tmp_path):
+    log, _ = eval_log(tmp_path / "events", {"SFT": ["Paris.", "Red.", "Eight."]})
+    m = scores.run(_params("M1", temperature=0.7), model="SFT", models_root=tiny_srlm_model.parent,
+                   events_root=tmp_path / "events", metrics_dir=tmp_path / "metrics")
+    rows = log.read(AnswerScored, "SFT").to_pylist()
+    assert len(rows) == 3 and {r["sample_index"] for r in rows} == {0} and m["samples"] == 1
+    assert {json.loads(r["sampling"])["temperature"] for r in rows} == {0.0}
 
 
 def test_a_model_without_answers_is_a_clear_error(tiny_srlm_model, tmp_path):

@@ -1,7 +1,7 @@
 """Stage `scores@<model>`: the fixed judge (evaluation.evaluator.model, M0 by default, never
 trained, so the same judge for every model) scores each of the model's held-out answers with the
-loop's additive 5-point prompt (judge.*) and the probability method, judge.samples samples with
-one seed for every model; each sample goes to the event log (`answer_scores`, partition
+loop's additive 5-point prompt (judge.*) and the probability method, evaluation.scores.samples
+samples at evaluation.scores.temperature (greedy by default) with one seed for every model; each sample goes to the event log (`answer_scores`, partition
 model=<name>) and the mean score with its 95% interval over prompts to metrics/<model>/scores.json.
 A position-free measure: the judge sees one answer at a time."""
 
@@ -37,7 +37,9 @@ def run(params: Params, *, model: str, models_root: Path, events_root: Path, met
     judge_name = params.evaluation.evaluator.model
     gen = open_generator(params.generation, models_root / judge_name)
     # Always the probability method: every answer gets a number, so no prompt drops out of the pairing.
-    jcfg = params.judge.model_copy(update={"method": "probability"})
+    scoring = params.evaluation.scores
+    jcfg = params.judge.model_copy(update={"method": "probability", "samples": scoring.samples,
+                                           "temperature": scoring.temperature})
     judge, seed = make_judge(gen, jcfg), stage_seed(params.seed, STAGE)
     record = sampling_record(judge, jcfg)
     results, journal = judge_resumably(judge, [(texts[a["prompt_id"]], a["text"]) for a in answers],
