@@ -9,7 +9,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from srlm_core.stage import run_stage
+from srlm_core.stage import pct, run_stage
 from srlm_core.steps import implicit
 
 
@@ -27,14 +27,10 @@ def main() -> None:
         m = implicit.run(params, model=args.model, reference=args.reference, heldout_path=args.heldout,
                          events_root=args.events, metrics_dir=args.metrics)
         logging.info("%s: human-preferred reply gains more: %s vs %s, %s vs SFT; likelihood ranking %s "
-                     "(%d pairs, %d trees)", args.model, _pct(m["implicit_accuracy_ref"]), args.reference,
-                     _pct(m["implicit_accuracy_sft"]), _pct(m["likelihood_accuracy"]), m["pairs"], m["trees"])
+                     "(%d pairs, %d trees)", args.model, pct(m["implicit_accuracy_ref"]), args.reference,
+                     pct(m["implicit_accuracy_sft"]), pct(m["likelihood_accuracy"]), m["pairs"], m["trees"])
 
     run_stage(f"implicit@{args.model}", body)
-
-
-def _pct(value) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
 if __name__ == "__main__":

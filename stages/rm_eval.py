@@ -8,7 +8,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from srlm_core.stage import run_stage
+from srlm_core.stage import pct, run_stage
 from srlm_core.steps import rm_eval
 
 
@@ -24,14 +24,10 @@ def main() -> None:
         m = rm_eval.run(params, model_dir=args.model, groups_path=args.groups, events_root=args.events,
                         metrics_dir=args.metrics)
         logging.info("%s: pairwise accuracy %s over %d pairs of %d groups, exact match %s, parse failures %s",
-                     args.model.name, _pct(m["pairwise_accuracy"]), m["pairs"], m["groups"], _pct(m["exact_match"]),
-                     _pct(m["parse_failure_rate"]))
+                     args.model.name, pct(m["pairwise_accuracy"]), m["pairs"], m["groups"], pct(m["exact_match"]),
+                     pct(m["parse_failure_rate"]))
 
     run_stage(f"rm_eval@{args.model.name}", body)
-
-
-def _pct(value) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
 if __name__ == "__main__":
