@@ -43,7 +43,9 @@ H2H_KEYS = ("a", "b", "games", "wins", "ties", "losses", "win_rate", "win_rate_c
             "decisive_rate", "first_position_rate", "mean_preference", "mean_preference_ci95_low",
             "mean_preference_ci95_high", "first_position_rate_ci95_low", "first_position_rate_ci95_high",
             "informative", "games_skipped", "score_a", "score_b", "score_diff", "score_diff_ci95_low",
-            "score_diff_ci95_high", "score_a_higher", "score_b_higher")
+            "score_diff_ci95_high", "score_a_higher", "score_b_higher", "length_diff_chars", "score_diff_lc",
+            "score_diff_lc_ci95_low", "score_diff_lc_ci95_high", "score_length_slope", "win_rate_lc",
+            "win_rate_lc_ci95_low", "win_rate_lc_ci95_high", "win_length_term")
 
 
 def _clean(value):
