@@ -12,7 +12,7 @@ from test_eventlog import one_of_each, prompt
 
 from srlm_core.errors import SrlmError
 from srlm_core.log.eventlog import EventLog
-from srlm_core.log.events import PairBuilt, ReplyLogprobComputed
+from srlm_core.log.events import GuardChecked, PairBuilt, ReplyLogprobComputed
 from srlm_core.log.query import SHIPPED_VIEWS, run_query, shipped_views_sql, view_sql
 
 
@@ -117,4 +117,20 @@ def test_reply_logprobs_view(tmp_path):
     want = [("M1", e.logprob_id, "g-1", e.reply_id, e.logprob) for e in rows]
     assert run_query(sql, tmp_path / "events").rows == want
     views = view_sql(ReplyLogprobComputed, (tmp_path / "events").as_posix())
+    assert duckdb.sql(views + sql).fetchall() == want
+
+
+def test_guard_checks_view(tmp_path):
+    """`srlm sql` and the shipped view read the guards' checks, a skipped one with null value and threshold."""
+    log = EventLog(tmp_path / "events")
+    rows = [GuardChecked.create(iteration=1, model="M2", parent="M1", guard=guard, value=value, threshold=threshold,
+                                outcome=outcome, reason="why", model_hash="m" * 64, stage="guards", seed=None,
+                                sampling=None)
+            for guard, value, threshold, outcome in (("length_growth", 1.8, 1.5, "warn"),
+                                                     ("top_share", None, None, "skipped"))]
+    log.append(rows)
+    sql = "select iteration, check_id, guard, value, threshold, outcome from guard_checks order by guard"
+    want = [(1, e.check_id, e.guard, e.value, e.threshold, e.outcome) for e in rows]
+    assert run_query(sql, tmp_path / "events").rows == want
+    views = view_sql(GuardChecked, (tmp_path / "events").as_posix())
     assert duckdb.sql(views + sql).fetchall() == want

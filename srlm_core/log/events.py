@@ -544,8 +544,37 @@ class ReplyLogprobComputed(Event):
     schema_version: int
 
 
+@dataclass(frozen=True)
+class GuardChecked(Event):
+    """After iteration t, one guard compared a sign of judge failure or reward hacking with its
+    threshold (params.yaml `guards`): the iteration's judge scores collapsing to the top or to one
+    value, M(t+1)'s held-out answers growing longer than Mt's, M(t+1) agreeing less than Mt with the
+    held-out human rankings. A check that was off or had nothing to measure is `skipped`."""
+
+    ID_COLUMNS: ClassVar[tuple[str, ...]] = ("check_id",)
+    TABLE: ClassVar[str] = "guard_checks"
+    ID_FIELD: ClassVar[str] = "check_id"
+    ID_FIELDS: ClassVar[tuple[str, ...]] = ("iteration", "model", "parent", "guard", "value", "threshold", "outcome",
+                                            "model_hash")
+
+    check_id: str
+    iteration: int
+    model: str               # M(t+1), the model iteration t trained
+    parent: str              # Mt, the model it was trained from (and that judged iteration t)
+    guard: str               # top_share | score_sd | length_growth | rm_accuracy_drop
+    value: float | None      # what was measured; null when skipped
+    threshold: float | None  # the guards param it was held against; null when that check is off
+    outcome: str             # ok | warn | fail (tripped, as guards.action says) | skipped
+    reason: str              # the numbers behind the value, or why the check was skipped
+    model_hash: str          # M(t+1)'s weights, as its held-out answers record them
+    stage: str
+    seed: int | None         # always null: nothing is sampled
+    sampling: str | None     # JSON of the guards settings the checks ran under
+    schema_version: int
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (PromptAdded, CandidateGenerated, JudgementRecorded, PairBuilt,
                                         PromptRejected, PairSkipped, ReplyJudged, RewardModelJudged,
                                         EvalAnswerGenerated, GamePlayed, AnswerScored, InstructionAnswerChecked,
-                                        ReplyLogprobComputed)
+                                        ReplyLogprobComputed, GuardChecked)
 BY_TABLE: dict[str, type[Event]] = {cls.TABLE: cls for cls in EVENT_TYPES}

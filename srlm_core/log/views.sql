@@ -68,3 +68,7 @@ CREATE OR REPLACE VIEW reply_logprobs AS
   SELECT * REPLACE (
     CASE WHEN octet_length(CAST(logprob_id AS BLOB)) = 32 THEN lower(hex(CAST(logprob_id AS BLOB))) ELSE decode(CAST(logprob_id AS BLOB)) END AS logprob_id)
   FROM read_parquet('data/events/reply_logprobs/*/*.parquet', hive_partitioning = true, union_by_name = true);
+CREATE OR REPLACE VIEW guard_checks AS
+  SELECT * REPLACE (
+    CASE WHEN octet_length(CAST(check_id AS BLOB)) = 32 THEN lower(hex(CAST(check_id AS BLOB))) ELSE decode(CAST(check_id AS BLOB)) END AS check_id)
+  FROM read_parquet('data/events/guard_checks/*/*.parquet', hive_partitioning = true, union_by_name = true);
