@@ -450,6 +450,38 @@ class EvaluationParams(Section):
         return self
 
 
+class GuardsParams(Section):
+    """Checks run after each iteration (stage guards@<model>, docs/guards.md). A threshold set to null turns
+    its check off (recorded as skipped)."""
+    action: Literal["warn", "fail"] = Field(
+        "warn", description="What a tripped check does: warn logs it and the stage succeeds; fail makes guards@<model> "
+        "exit non-zero after writing its events and metrics, so `dvc repro` stops before the next iteration. "
+        "Either way every check is a guard_checks event and in metrics/guards/<model>.json.")
+    top_score: float = Field(4.5, ge=0, le=5, description="A candidate of the iteration counts as top-scored when "
+                             "its mean judge score (as pairs builds it) is at least this (0-5).")
+    max_top_share: float | None = Field(
+        0.5, ge=0, le=1, description="Judge collapse: trips when more than this share of the iteration's scored "
+        "candidates are top-scored (the judge rewards nearly everything, so the best responses tie).")
+    min_score_sd: float | None = Field(
+        0.1, ge=0, description="Judge collapse: trips when the standard deviation of the iteration's candidate "
+        "scores is below this (0-5 scale): the judge no longer tells responses apart.")
+    max_length_growth: float | None = Field(
+        1.5, ge=1, description="Length growth: trips when M(t+1)'s held-out answers are on average more than this "
+        "many times as long (characters, same prompts) as Mt's. The paper's answers grew 1.42x, then 1.64x.")
+    max_rm_accuracy_drop: float | None = Field(
+        0.15, ge=0, le=1, description="Judge agreement: trips when M(t+1)'s pairwise accuracy against the held-out "
+        "human rankings (rm_eval) is more than this below Mt's (0.15 = 15 percentage points; on the bundled seed's 10 "
+        "held-out groups one accuracy's 95% interval reaches about 0.13 either side, so a smaller drop is noise).")
+
+    @field_validator("max_top_share", "min_score_sd", "max_length_growth", "max_rm_accuracy_drop", mode="before")
+    @classmethod
+    def _no_bool(cls, value):
+        # Section's check covers plain number fields only; pydantic would read true as 1.0 here.
+        if isinstance(value, bool):
+            raise ValueError("expected a number, or null to turn the check off, not true/false")
+        return value
+
+
 class Iteration(Section):
     prev: str = Field(description="The model Mt that writes, answers and judges in this iteration.")
     t: int = Field(gt=0, description="Iteration number; AIFT(Mt) events are stored under iteration=t.")
@@ -473,6 +505,7 @@ class Params(Section):
     pairs: PairsParams = PairsParams()
     dpo: DpoParams = DpoParams()
     evaluation: EvaluationParams = EvaluationParams()
+    guards: GuardsParams = GuardsParams()
     iterations: dict[str, Iteration] = Field(
         default_factory=_default_iterations,
         description="Models trained by the loop: name -> {prev, t}. M(t+1) is DPO on AIFT(Mt); add M4: {prev: M3, t: 3} for a third iteration.")
@@ -492,6 +525,12 @@ class Params(Section):
         if unknown:
             raise ValueError(f"evaluation.models names {unknown}, which the pipeline does not train "
                              f"(known: SFT, {', '.join(sorted(known))})")
+        for name, it in self.iterations.items():
+            missing = [m for m in (it.prev, name) if m not in self.evaluation.models]
+            if missing:
+                raise ValueError(f"iterations.{name}: guards@{name} compares {name} with {it.prev} (held-out answer "
+                                 f"length, RM accuracy), so both must be in evaluation.models; add "
+                                 f"{', '.join(missing)} there")
         self._implicit_models(known | {"M0", "SFT"})
         return self
 

@@ -127,3 +127,23 @@ def test_experiment_params_load_and_name_every_key(path):
         for part in key.split("."):
             assert part in node, f"{key} missing from {path.name}"
             node = node[part]
+
+
+def test_guards_need_every_iteration_and_its_parent_evaluated():
+    with pytest.raises(SrlmError, match=r"iterations\.M3: guards@M3 compares M3 with M2 .*; add M3 there"):
+        parse_params({"evaluation": {"models": ["SFT", "M1", "M2"], "matchups": {}}})
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("max_top_share", True, "not true/false"), ("max_top_share", 1.5, "less than or equal to 1"),
+    ("min_score_sd", -0.1, "greater than or equal to 0"), ("max_length_growth", 0.9, "greater than or equal to 1"),
+    ("max_rm_accuracy_drop", 2, "less than or equal to 1"), ("top_score", 6, "less than or equal to 5"),
+    ("action", "stop", "'warn' or 'fail'"),
+])
+def test_guard_thresholds_are_bounded(key, value, message):
+    with pytest.raises(SrlmError, match=rf"guards\.{key}: .*{re.escape(message)}"):
+        parse_params({"guards": {key: value}})
+
+
+def test_a_null_threshold_turns_its_check_off():
+    assert parse_params({"guards": {"max_length_growth": None}}).guards.max_length_growth is None
