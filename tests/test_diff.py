@@ -13,6 +13,7 @@ from srlm_core.errors import SrlmError
 from srlm_core.log.eventlog import EventLog
 from srlm_core.log.events import (
     CandidateGenerated,
+    GuardChecked,
     InstructionAnswerChecked,
     PairBuilt,
     PromptAdded,
@@ -131,6 +132,22 @@ def test_reply_logprobs_of_two_models_compare_by_group(tmp_path):
     assert sorted(row["key"] for row in result["removed"]["examples"]) == ["g1", "g1"]
     text = runner.invoke(app, ["diff", "reply_logprobs@M1", "reply_logprobs@M2", "--events", str(log.root)]).output
     assert "by group_id: 1 only in A, 1 only in B, 1 in both" in text and "logprob" in text
+
+
+def test_guard_checks_of_two_iterations_match_by_guard(tmp_path):
+    """`srlm diff guard_checks@1 guard_checks@2`: each iteration's checks, paired by the guard's name."""
+    log = EventLog(tmp_path / "events")
+    for iteration, growth in ((1, 1.1), (2, 1.7)):
+        log.append([GuardChecked.create(iteration=iteration, model=f"M{iteration + 1}", parent=f"M{iteration}",
+                                        guard=guard, value=value, threshold=1.5, outcome=outcome, reason="r",
+                                        model_hash="m" * 64, stage="guards", seed=None, sampling=None)
+                    for guard, value, outcome in (("length_growth", growth, "ok" if growth < 1.5 else "warn"),
+                                                  ("top_share", 0.0, "ok"))])
+    result = diff("guard_checks@1", "guard_checks@2", log.root)
+    assert result["overlap"] == {"key": "guard", "only_a": 0, "only_b": 0, "both": 2, "jaccard": 1.0}
+    assert result["scores"]["value"]["delta_mean"] == pytest.approx(0.3)
+    text = runner.invoke(app, ["diff", "guard_checks@1", "guard_checks@2", "--events", str(log.root)]).output
+    assert "by guard: 0 only in A, 0 only in B, 2 in both" in text
 
 
 def test_instruction_answers_of_two_models_match_by_prompt(tmp_path):

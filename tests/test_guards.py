@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -220,3 +221,22 @@ def test_dvc_repro_runs_each_guard_before_the_next_iteration_and_before_stats():
         assert order.index(name) < order.index("guards@M2"), name
     assert order.index("guards@M2") < min(order.index(f"{s}@M3") for s in ("prompts", "candidates", "judge", "dpo"))
     assert all(nx.has_path(graph, stages["stats"], stages[f"guards@{m}"]) for m in ("M2", "M3"))
+
+
+def test_checks_show_in_srlm_metrics_and_the_report(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from srlm_core.cli import app
+    from srlm_core.reporting import report
+
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    check(run_dir(tmp_path, lengths=((400, 600), (900, 900))))
+    shown = json.loads(CliRunner().invoke(app, ["metrics", "--root", str(tmp_path), "--json"]).stdout)["guards"]
+    assert [(c["iteration"], c["model"], c["parent"], c["guard"], c["outcome"]) for c in shown] == [
+        (1, "M2", "M1", g, "warn" if g == "length_growth" else "ok") for g in sorted(guards.THRESHOLDS)]
+    text = CliRunner().invoke(app, ["metrics", "--root", str(tmp_path)]).stdout
+    assert "guards after each iteration" in text and "length_growth" in text and "1.800" in text
+    monkeypatch.setattr(report, "plot_svgs", lambda root: {})   # dvc plots show needs a pipeline run
+    html = report.to_html(report.build(tmp_path, tmp_path / "reports"), "run")
+    assert "<h2>Guards</h2>" in html
+    assert "<td>length_growth</td><td>1.800</td><td>1.500</td><td>warn</td>" in html

@@ -26,7 +26,7 @@ def diff(
     A side is <table>@<partition> under --events, or a folder: a partition
     (data/events/pairs/iteration=1), a table folder, or another run's folder.
     Prompts match by prompt text (the row's own, or joined from the run's
-    prompts table), else by prompt_id, group_id or row id. Pairs get margin = chosen_score -
+    prompts table), else by prompt_id, group_id, guard (guard_checks) or row id. Pairs get margin = chosen_score -
     rejected_score and, joined from candidates, chosen/rejected lengths.
 
     --json keys: table; a, b: {label, path, rows};
@@ -38,6 +38,7 @@ def diff(
     Example: srlm diff pairs@1 pairs@2 --json
     Example: srlm diff instruction_answers@M1 instruction_answers@M2
     Example: srlm diff reply_logprobs@M1 reply_logprobs@M2
+    Example: srlm diff guard_checks@1 guard_checks@2
     """
     result = compute(a, b, events, examples)
     if as_json:

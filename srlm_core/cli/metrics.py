@@ -1,5 +1,5 @@
 """`srlm metrics`: every model's training, reward-modelling, implicit-reward, pointwise,
-instruction-following and head-to-head metrics in one view."""
+instruction-following and head-to-head metrics, and each iteration's guards, in one view."""
 
 from __future__ import annotations
 
@@ -33,14 +33,13 @@ def metrics(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Print every model's metrics (training, reward modelling, implicit reward, answer length, verifiable
-    instructions) and every
-    head-to-head result.
+    instructions), every head-to-head result and each iteration's guards.
 
     Example: srlm metrics --json
     """
     summary = collect(root)
     if as_json:
-        print_json({k: summary[k] for k in ("models", "matchups")})
+        print_json({k: summary[k] for k in ("models", "matchups", "guards")})
         return
     console = Console()
     console.width = max(console.width, 190)   # a pipe reports 80 columns, too narrow for the table
@@ -75,3 +74,9 @@ def metrics(
                       score_diff_text(m), _cell(m.get("score_a_higher")), score_diff_text(m, "score_diff_lc"),
                       m["evaluator"])
     console.print(games)
+    checks = Table("iteration", "model", "parent", "guard", "value", "threshold", "outcome", "reason",
+                   title="guards after each iteration (params.yaml guards; docs/guards.md)")
+    for c in summary["guards"]:
+        checks.add_row(str(c["iteration"]), c["model"], c["parent"], c["guard"], _cell(c["value"]),
+                       _cell(c["threshold"]), c["outcome"], c["reason"])
+    console.print(checks)

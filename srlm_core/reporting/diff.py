@@ -141,7 +141,7 @@ def diff(a: str, b: str, events_root: Path | str = DEFAULT_ROOT, examples: int =
     elif "prompt_id" in columns and all(prompts.values()):
         key, key_sql = "prompt text", "p.text"   # prompt ids hash the iteration, so they never match across iterations
     else:
-        key = next(name for name in ("prompt_id", "group_id", kind.ID_FIELD) if name in columns)
+        key = next(name for name in ("prompt_id", "group_id", "guard", kind.ID_FIELD) if name in columns)
         key_sql = f"r.{key}"
     pair_texts = has_pair and all(candidates.values())
 

@@ -1,7 +1,8 @@
 """`srlm report`: one self-contained HTML page (and a Markdown twin) summarising a run.
 
 The page holds the models with their training, reward-modelling, implicit-reward, pointwise,
-instruction-following and head-to-head metrics, the lineage chain with hashes, per-iteration statistics, the plots declared in
+instruction-following and head-to-head metrics, the lineage chain with hashes, each iteration's guards,
+per-iteration statistics, the plots declared in
 dvc.yaml (rendered to inline SVG by vl-convert, so no script or network is needed) and
 relative links into the event log and metrics files. The Markdown version links the
 same plots as SVG files beside it. Nothing time-dependent is written, so re-running on
@@ -223,6 +224,19 @@ def build(root: Path, out_dir: Path) -> Document:
     doc.table(["model", "kind", "hash", "trained on", "data hash", "parent hash"],
               [[s["name"], s["kind"], s["hash"][:12], s["training_data"], (s["training_data_hash"] or "")[:12],
                 (s["parent_hash"] or "")[:12]] for s in summary["lineage"]])
+    doc.heading("Guards")
+    doc.text("After each iteration, stage guards@<model> holds signs of judge failure and reward hacking against "
+             "params.yaml guards (docs/guards.md): top_share, the share of the iteration's candidates the judge "
+             "scored at the top; score_sd, the spread of those scores; length_growth, the model's mean held-out "
+             "answer length over its parent's; rm_accuracy_drop, how far its agreement with the held-out human "
+             "rankings fell below its parent's. A tripped check is warn, or fail with guards.action: fail (the run "
+             "stopped there); skipped: the check is off (threshold null) or had nothing to measure.")
+    if summary["guards"]:
+        doc.table(["iteration", "model", "parent", "guard", "value", "threshold", "outcome", "reason"],
+                  [[c["iteration"], c["model"], c["parent"], c["guard"], c["value"], c["threshold"], c["outcome"],
+                    c["reason"]] for c in summary["guards"]])
+    else:
+        doc.text("No guard has run yet.")
     doc.heading("Per iteration")
     doc.text("Reward-hacking monitor: candidates_with_injection counts the candidates whose text speaks to the judge "
              "(a score claim such as `Score: 5`, an instruction to the grader; srlm_core/judges/injection.py), and "

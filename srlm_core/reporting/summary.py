@@ -1,7 +1,7 @@
 """Everything a run measured, gathered from its files: per model the training,
 reward-modelling, implicit-reward, pointwise and verifiable-instruction metrics and answer
 length, per matchup the head-to-head result, per iteration the statistics of the `stats`
-stage, and the lineage chain. Read by `srlm metrics` and `srlm report`; missing files
+stage and the checks of its guards, and the lineage chain. Read by `srlm metrics` and `srlm report`; missing files
 (stages not run yet) give empty fields.
 """
 
@@ -51,7 +51,18 @@ def collect(root: Path | str = ".") -> dict:
     last = root / "models" / (list(params.iterations)[-1] if params.iterations else "M1")
     chain = lineage.chain(last) if (last / lineage.MANIFEST).is_file() else []
     return {"models": models, "matchups": [m for m in matchups if "games" in m],
-            "iterations": stats.get("iterations", {}), "lineage": chain}
+            "iterations": stats.get("iterations", {}), "guards": guard_checks(metrics, params.iterations),
+            "lineage": chain}
+
+
+def guard_checks(metrics: Path, iterations: dict) -> list[dict]:
+    """One row per check of each iteration's guards (metrics/guards/<model>.json), in iteration order."""
+    rows = []
+    for name in iterations:
+        found = read_json(metrics / "guards" / f"{name}.json")
+        rows += [{"iteration": found["iteration"], "model": name, "parent": found["parent"], "guard": guard, **check}
+                 for guard, check in found.get("checks", {}).items()]
+    return sorted(rows, key=lambda r: r["iteration"])
 
 
 def interval_text(values: dict, key: str) -> str:
