@@ -240,3 +240,23 @@ def test_checks_show_in_srlm_metrics_and_the_report(tmp_path, monkeypatch):
     html = report.to_html(report.build(tmp_path, tmp_path / "reports"), "run")
     assert "<h2>Guards</h2>" in html
     assert "<td>length_growth</td><td>1.800</td><td>1.500</td><td>warn</td>" in html
+
+
+def test_the_dvc_stage_runs_on_its_declared_inputs(tmp_path):
+    """`dvc repro -s guards@M2` in a copy of the repository, on hand-made inputs at the paths dvc.yaml
+    declares: the outputs it declares appear, and guards.action: fail fails the DVC run after writing them."""
+    from pipeline import clone_repo, dvc
+
+    repo = clone_repo(tmp_path / "repo", {"guards": {"action": "fail"}})
+    inputs = run_dir(tmp_path / "inputs", scores=COLLAPSED)
+    shutil.copytree(inputs / "events", repo / "data" / "events", dirs_exist_ok=True)
+    for model in ("M1", "M2"):
+        shutil.copytree(inputs / "metrics" / model, repo / "metrics" / model, dirs_exist_ok=True)
+    failed = dvc(repo, "repro", "-s", "guards@M2", check=False)
+    assert failed.returncode != 0 and "failed its guards: top_share" in failed.stderr + failed.stdout
+    assert json.loads((repo / "metrics" / "guards" / "M2.json").read_text())["tripped"] == ["top_share"]
+    assert len(EventLog(repo / "data" / "events").read(GuardChecked, 1)) == 4
+    (repo / "params.yaml").write_text((repo / "params.yaml").read_text().replace("action: fail", "action: warn"))
+    dvc(repo, "repro", "-s", "guards@M2")
+    assert "guards@M2" in (repo / "dvc.lock").read_text()
+    assert "metrics/guards/M2.json" in dvc(repo, "metrics", "show").stdout
