@@ -125,6 +125,13 @@ def test_each_threshold_moves_its_verdict(tmp_path, guard, param, passes, trips)
         assert (found["outcome"], found["threshold"], found["value"]) == (outcome, threshold, value), threshold
 
 
+def test_top_score_sets_what_counts_as_the_top():
+    scores = [4.6, 4.8, 5.0, 1.0]
+    assert guards.judge_collapse(scores, 4.5, 1)["top_share"].value == 0.75
+    top = guards.judge_collapse(scores, 4.7, 1)["top_share"]
+    assert (top.value, top.reason) == (0.5, "2 of 4 scored candidates have a mean score >= 4.7")
+
+
 def test_a_null_threshold_skips_its_check_but_keeps_the_value(tmp_path):
     result = check(run_dir(tmp_path, lengths=((400, 600), (900, 900))), {"max_length_growth": None})
     length = result["checks"]["length_growth"]

@@ -562,7 +562,7 @@ class GuardChecked(Event):
     model: str               # M(t+1), the model iteration t trained
     parent: str              # Mt, the model it was trained from (and that judged iteration t)
     guard: str               # top_share | score_sd | length_growth | rm_accuracy_drop
-    value: float | None      # what was measured; null when skipped
+    value: float | None      # what was measured; null when there was nothing to measure
     threshold: float | None  # the guards param it was held against; null when that check is off
     outcome: str             # ok | warn | fail (tripped, as guards.action says) | skipped
     reason: str              # the numbers behind the value, or why the check was skipped
