@@ -38,7 +38,7 @@ def add_iteration(log: EventLog, iteration: int, scores: dict[str, tuple[float, 
                                       chosen_id=answers[0].candidate_id, rejected_id=answers[1].candidate_id,
                                       chosen_score=chosen, rejected_score=rejected,
                                       chosen_spread=0.0, rejected_spread=0.0, model_hash="m" * 64, stage="pairs",
-                                      seed=1, sampling=None))
+                                      seed=1, sampling=None, rule="best_vs_worst", tolerance=None))
         prompts.append(prompt)
         candidates += answers
     for batch in (prompts, candidates, pairs):

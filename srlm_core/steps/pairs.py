@@ -169,7 +169,8 @@ def run(params: Params, *, iteration: int, events_root: Path, out_dir: Path) -> 
     common = dict(iteration=iteration, model_hash=model_hash, stage=STAGE, seed=None, sampling=None)
     pairs = [PairBuilt.create(prompt_id=r["prompt_id"], chosen_id=r["chosen_id"], rejected_id=r["rejected_id"],
                               chosen_score=r["chosen_score"], rejected_score=r["rejected_score"],
-                              chosen_spread=r["chosen_spread"], rejected_spread=r["rejected_spread"], **common)
+                              chosen_spread=r["chosen_spread"], rejected_spread=r["rejected_spread"],
+                              rule="best_vs_worst", tolerance=None, **common)
              for r in rows if r["skip_reason"] is None]
     skipped = [PairSkipped.create(prompt_id=r["prompt_id"], reason=r["skip_reason"],
                                   judged_candidates=r["judged_candidates"], top_score=r["chosen_score"],
