@@ -224,3 +224,13 @@ def test_an_older_version_log_builds_the_same_pairs(tmp_path, log):
     for name in ("train.parquet", "candidate_scores.parquet"):
         assert (tmp_path / "new_out" / name).read_bytes() == (tmp_path / "old_out" / name).read_bytes()
     assert log.read(PairBuilt).equals(old.read(PairBuilt))
+
+
+@pytest.mark.parametrize("value, problem", [(-0.1, "greater than or equal to 0"), (5.5, "less than or equal to 5"),
+                                            (True, "not true/false"), (float("nan"), "finite number")])
+def test_length_tolerance_is_checked_at_load(value, problem):
+    from srlm_core.errors import SrlmError
+
+    with pytest.raises(SrlmError, match=rf"pairs\.length_control\.tolerance: .*{problem}"):
+        parse_params({"pairs": {"length_control": {"enabled": True, "tolerance": value}}})
+    assert parse_params({"pairs": {"length_control": {"tolerance": 0}}}).pairs.length_control.tolerance == 0
