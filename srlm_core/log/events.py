@@ -325,7 +325,8 @@ class PromptRejected(Event):
 
 @dataclass(frozen=True)
 class PairSkipped(Event):
-    """A prompt gave no preference pair: reason is tie, too_few_judged or below_margin."""
+    """A prompt gave no preference pair: reason is tie, too_few_judged, below_margin or (length-controlled
+    rule only) bands_overlap; top_score and bottom_score are those of the candidates the rule picked."""
 
     ID_COLUMNS: ClassVar[tuple[str, ...]] = ("skip_id", "prompt_id")
     TABLE: ClassVar[str] = "skipped_pairs"
