@@ -2,11 +2,11 @@
 
 Each prompt's pair is its best vs its worst candidate (pairs.sql, the paper's rule), or with
 pairs.length_control the shortest near-best vs the longest near-worst (pairs_length.sql,
-Meta-Rewarding's); every pair records the rule. Writes PairBuilt / PairSkipped events, every candidate's score (mean of its valid judge
-samples), spread and valid-sample count to `<out>/candidate_scores.parquet`, and the
-training data `<out>/train.parquet`: (prompt, chosen, rejected) for DPO, or (prompt,
-completion) with the top responses when `pairs.positive_only` is set (the paper's ablation;
-`positives` says which).
+Meta-Rewarding's); every pair records the rule. Writes PairBuilt / PairSkipped events, every
+candidate's score (mean of its valid judge samples), spread and valid-sample count to
+`<out>/candidate_scores.parquet`, and the training data `<out>/train.parquet`: (prompt, chosen,
+rejected) for DPO, or (prompt, completion) with the top responses when `pairs.positive_only` is
+set (the paper's ablation; `positives` says which).
 When no judgement of the iteration has a score (the judge never wrote a valid `Score: N`),
 it stops with an SrlmError before writing anything, whatever `dpo.allow_empty` says.
 """
