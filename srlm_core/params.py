@@ -251,11 +251,26 @@ class GenerationParams(Section):
     vllm: VllmParams = VllmParams()
 
 
+class LengthControlParams(Section):
+    """Meta-Rewarding's pair rule (Wu et al. 2024) against the length growth a judge that favours long
+    answers drives (docs/loop.md)."""
+    enabled: bool = Field(
+        False, description="Pair by length among near-equal scores: chosen = the shortest candidate scoring within "
+        "`tolerance` of the prompt's best, rejected = the longest within `tolerance` of its worst (length: characters "
+        "of the response); the pair still needs min_margin. false: the paper's best vs worst. Each pair records its "
+        "rule.")
+    tolerance: float = Field(
+        0.25, ge=0, le=5, description="With enabled: score points below the best (above the worst) that still count as "
+        "near it. 0: length only breaks ties at the best and at the worst score. 0.25: about one standard deviation of "
+        "the judge's noise on a difference of two 3-sample means (as min_margin): candidates it cannot tell apart.")
+
+
 class PairsParams(Section):
     min_margin: float = Field(
         0.25, ge=0, description="Pairs whose score gap is below this are skipped (below_margin). 0.25: about one "
         "standard deviation of the judge's own noise on a difference of two 3-sample means (docs/loop-measurements.md); "
         "0 is the paper's rule (only exact ties dropped).")
+    length_control: LengthControlParams = LengthControlParams()
     positive_only: bool = Field(
         False, description="Ablation: SFT data instead of pairs: the top-scored response of each prompt that gives a "
         "pair (not tied, margin at least min_margin); with positive_min_score, see there. docs/loop.md has the rule.")

@@ -1,4 +1,5 @@
-"""Stage `pairs@<model>`: AIFT(Mt), best vs worst candidate per prompt, selected in DuckDB.
+"""Stage `pairs@<model>`: AIFT(Mt), best vs worst candidate per prompt (or the shortest near-best vs the
+longest near-worst: pairs.length_control), selected in DuckDB.
 
     python stages/pairs.py --iteration 1 --events data/events --out data/aift/M1
 """

@@ -24,7 +24,8 @@ from srlm_core.reporting.diff import diff
 runner = CliRunner()
 
 
-def add_iteration(log: EventLog, iteration: int, scores: dict[str, tuple[float, float]]) -> None:
+def add_iteration(log: EventLog, iteration: int, scores: dict[str, tuple[float, float]],
+                  rule: str = "best_vs_worst", tolerance: float | None = None) -> None:
     """One pair per prompt name; chosen answers are 10 characters long per iteration, rejected ones 5."""
     prompts, candidates, pairs = [], [], []
     for name, (chosen, rejected) in scores.items():
@@ -39,7 +40,7 @@ def add_iteration(log: EventLog, iteration: int, scores: dict[str, tuple[float, 
                                       chosen_id=answers[0].candidate_id, rejected_id=answers[1].candidate_id,
                                       chosen_score=chosen, rejected_score=rejected,
                                       chosen_spread=0.0, rejected_spread=0.0, model_hash="m" * 64, stage="pairs",
-                                      seed=1, sampling=None))
+                                      seed=1, sampling=None, rule=rule, tolerance=tolerance))
         prompts.append(prompt)
         candidates += answers
     for batch in (prompts, candidates, pairs):
@@ -50,7 +51,7 @@ def add_iteration(log: EventLog, iteration: int, scores: dict[str, tuple[float, 
 def events(tmp_path):
     log = EventLog(tmp_path / "events")
     add_iteration(log, 1, {"p1": (5, 1), "p2": (4, 2), "p3": (3, 2)})
-    add_iteration(log, 2, {"p2": (5, 2), "p3": (4, 3), "p4": (5, 1)})
+    add_iteration(log, 2, {"p2": (5, 2), "p3": (4, 3), "p4": (5, 1)}, rule="length_controlled", tolerance=0.5)
     return log.root
 
 
@@ -65,6 +66,25 @@ def test_pairs_across_iterations(events):
     assert [row["key"] for row in result["added"]["examples"]] == ["prompt p4"]
     assert [row["key"] for row in result["removed"]["examples"]] == ["prompt p1"]
     assert result["removed"]["examples"][0]["margin"] == 4
+    assert result["labels"] == {"rule": {"a": {"best_vs_worst": 3}, "b": {"length_controlled": 3}},
+                                "tolerance": {"a": {"null": 3}, "b": {"0.5": 3}}}
+    assert "tolerance" not in result["scores"]   # a setting, not a measurement
+
+
+def test_pairs_older_than_the_rule_column_diff_as_best_vs_worst(events, tmp_path):
+    """A pairs file of schema version 2 (before rule and tolerance) reads as the paper's rule."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{k: bytes.fromhex(v) if k in PairBuilt.ID_COLUMNS else v for k, v in row.items()}
+            for row in EventLog(events).read(PairBuilt, 2).to_pylist()]
+    old = tmp_path / "old" / "pairs" / "iteration=2"
+    old.mkdir(parents=True)
+    schema = PairBuilt.schema_at(2).with_metadata({"srlm.table": "pairs", "srlm.schema_version": "2"})
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), old / "part-old.parquet")
+    result = diff(str(old), "pairs@2", events)
+    assert result["labels"] == {"rule": {"a": {"best_vs_worst": 3}, "b": {"length_controlled": 3}},
+                                "tolerance": {"a": {"null": 3}, "b": {"0.5": 3}}}
 
 
 def test_folders_of_two_runs(events, tmp_path):
@@ -99,6 +119,7 @@ def test_cli_json_and_text(events):
     text = runner.invoke(app, ["diff", "pairs@1", "pairs@2", "--events", str(events)]).output
     assert "1 only in A, 1 only in B, 2 in both" in text and "prompt p4" in text
     assert "margin" in text and "chosen_score" in text
+    assert "rule: A best_vs_worst 3; B length_controlled 3" in text
 
 
 def test_pointwise_scores_of_two_models_compare_by_prompt(tmp_path):

@@ -11,6 +11,7 @@ import pytest
 
 from srlm_core.log.eventlog import EventLog, EventLogError, tampered_files
 from srlm_core.log.events import (
+    EVENT_TYPES,
     ID_TYPE,
     CandidateGenerated,
     JudgementRecorded,
@@ -109,7 +110,7 @@ def test_every_table_round_trips(tmp_path):
                                            if k != "judgement_id"})
     pair = PairBuilt.create(prompt_id=p.prompt_id, iteration=1, chosen_id=c.candidate_id, rejected_id="e" * 64,
                             chosen_score=4.0, rejected_score=1, chosen_spread=0.0, rejected_spread=0.5, model_hash="m" * 64, stage="pairs", seed=None,
-                            sampling=None)
+                            sampling=None, rule="best_vs_worst", tolerance=None)
     for batch in ([p], [c], [j, unparsed], [pair]):
         log.append(batch)
     assert log.read(JudgementRecorded).column("score").to_pylist() == [4.0, None]
@@ -153,7 +154,8 @@ def one_of_each(iteration: int = 1) -> list[list]:
                                  seed=1, sampling=None, injection_spans=0, neutralised=False)
     pair = PairBuilt.create(prompt_id=p.prompt_id, iteration=iteration, chosen_id=c.candidate_id,
                             rejected_id="e" * 64, chosen_score=4.0, rejected_score=1.0, chosen_spread=0.0,
-                            rejected_spread=0.5, model_hash="m" * 64, stage="pairs", seed=None, sampling=None)
+                            rejected_spread=0.5, model_hash="m" * 64, stage="pairs", seed=None, sampling=None,
+                            rule="length_controlled", tolerance=0.5)
     return [[p], [c], [j], [pair]]
 
 
@@ -180,28 +182,42 @@ def test_an_id_that_is_not_hex_is_refused(tmp_path):
     assert p.problems() == []
 
 
+@pytest.mark.parametrize("kind", EVENT_TYPES, ids=lambda k: k.TABLE)
+def test_added_columns_are_declared_consistently(kind):
+    """Each added column came in a later version than 1 and no later than now; an upcast value is
+    for an added, non-nullable column (a nullable one reads as null), and of the column's type."""
+    columns = {name: (kind_type, nullable) for name, kind_type, nullable in kind.columns()}
+    assert all(name in columns and 1 < since <= kind.SCHEMA_VERSION for name, since in kind.ADDED_COLUMNS.items())
+    for name, value in kind.UPCAST_VALUES.items():
+        assert name in kind.ADDED_COLUMNS and not columns[name][1] and isinstance(value, columns[name][0])
+
+
 @pytest.mark.parametrize("version", [1, 2])
 def test_older_version_files_read_as_the_same_data_written_now(tmp_path, version):
-    """Upcasting: a file written at an older schema version (ids as hex strings; version 1 of the
-    judgement tables also lacks the guard columns) reads back equal to the same events written now."""
+    """Upcasting: a file written at an older schema version (ids as hex strings before BINARY_IDS_SINCE;
+    without the columns added since: the judgement tables' guard columns before 2, the pairs' rule and
+    tolerance before 3) reads back equal to the same events written now, the added columns aside,
+    which read as their UPCAST_VALUES entry (a pair's rule: best_vs_worst) or null."""
     new, old = EventLog(tmp_path / "new"), EventLog(tmp_path / "old")
     for batch in one_of_each():
         new.append(batch)
         kind = type(batch[0])
         if version > kind.SCHEMA_VERSION - 1:
             continue   # this table has no such older version
-        rows = [{k: v for k, v in dataclasses.asdict(e).items() if k in kind.schema_at(version).names}
-                for e in batch]
+        binary = version >= kind.BINARY_IDS_SINCE
+        rows = [{k: bytes.fromhex(v) if binary and k in kind.ID_COLUMNS else v
+                 for k, v in dataclasses.asdict(e).items() if k in kind.schema_at(version).names} for e in batch]
         table = pa.Table.from_pylist(rows, schema=kind.schema_at(version))
-        assert pa.types.is_string(table.schema.field(kind.ID_FIELD).type)
+        assert pa.types.is_string(table.schema.field(kind.ID_FIELD).type) != binary
         folder = old.partition(kind.TABLE, 1)
         folder.mkdir(parents=True)
         pq.write_table(table, folder / "part-old.parquet")
+        added = [n for n, since in kind.ADDED_COLUMNS.items() if since > version]
         for hex_ids in (True, False):
             got, want = old.read(kind, hex_ids=hex_ids), new.read(kind, hex_ids=hex_ids)
-            if version == 1 and kind.ADDED_COLUMNS:   # the guard columns read as null from a version-1 file
-                assert got.select(kind.ADDED_COLUMNS).to_pylist() == [dict.fromkeys(kind.ADDED_COLUMNS)]
-                got, want = got.drop_columns(list(kind.ADDED_COLUMNS)), want.drop_columns(list(kind.ADDED_COLUMNS))
+            if added:
+                assert got.select(added).to_pylist() == [{n: kind.UPCAST_VALUES.get(n) for n in added}] * len(batch)
+                got, want = got.drop_columns(added), want.drop_columns(added)
             assert got.schema == want.schema
             assert got.drop_columns(["schema_version"]).equals(want.drop_columns(["schema_version"]))
         # an append next to the old file still sees its ids

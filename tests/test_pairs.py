@@ -19,13 +19,15 @@ from srlm_core.steps.pairs import run
 JUDGE = "j" * 64
 
 
-def add_prompt(log: EventLog, name: str, scores: list[list[float | None]], files_per_sample: bool = False) -> str:
-    """A prompt with one candidate per entry of `scores`, each judged once per listed score; the
-    judgements in one file, or in one file per sample index."""
+def add_prompt(log: EventLog, name: str, scores: list[list[float | None]], files_per_sample: bool = False,
+               texts: list[str] | None = None) -> str:
+    """A prompt with one candidate per entry of `scores` (its text from `texts` if given), each judged
+    once per listed score; the judgements in one file, or in one file per sample index."""
     prompt = PromptAdded.create(iteration=1, source="generated", text=f"prompt {name}", model_hash="g" * 64,
                                 origin_id=name, split=None, stage="prompts", seed=1, sampling=None)
     candidates = [CandidateGenerated.create(prompt_id=prompt.prompt_id, iteration=1, model_hash=JUDGE, sample_index=i,
-                                            text=f"{name} answer {i}", num_tokens=3, finish_reason="stop",
+                                            text=texts[i] if texts else f"{name} answer {i}", num_tokens=3,
+                                            finish_reason="stop",
                                             stage="candidates", seed=1, sampling=None)
                   for i in range(len(scores))]
     judgements = [JudgementRecorded.create(candidate_id=c.candidate_id, prompt_id=prompt.prompt_id, iteration=1,
@@ -67,6 +69,8 @@ def test_pairs_and_skips(tmp_path, log):
     skipped = {s["prompt_id"]: s["reason"] for s in log.read(PairSkipped, 1).to_pylist()}
     assert skipped == {ids["tie"]: "tie", ids["few"]: "too_few_judged", ids["close"]: "below_margin"}
     assert summary["pairs"] == 1 and summary["skipped"] == {"tie": 1, "too_few_judged": 1, "below_margin": 1}
+    assert (pair["rule"], pair["tolerance"]) == ("best_vs_worst", None)   # the paper's rule unless asked otherwise
+    assert (summary["rule"], summary["tolerance"]) == ("best_vs_worst", None)
     train = pq.read_table(tmp_path / "aift" / "train.parquet").to_pylist()
     assert train[0]["chosen"] == "clear answer 0" and train[0]["rejected"] == "clear answer 1"
     scores = pq.read_table(tmp_path / "aift" / "candidate_scores.parquet").to_pylist()
@@ -224,3 +228,166 @@ def test_an_older_version_log_builds_the_same_pairs(tmp_path, log):
     for name in ("train.parquet", "candidate_scores.parquet"):
         assert (tmp_path / "new_out" / name).read_bytes() == (tmp_path / "old_out" / name).read_bytes()
     assert log.read(PairBuilt).equals(old.read(PairBuilt))
+
+
+@pytest.mark.parametrize("value, problem", [(-0.1, "greater than or equal to 0"), (5.5, "less than or equal to 5"),
+                                            (True, "not true/false"), (float("nan"), "finite number")])
+def test_length_tolerance_is_checked_at_load(value, problem):
+    from srlm_core.errors import SrlmError
+
+    with pytest.raises(SrlmError, match=rf"pairs\.length_control\.tolerance: .*{problem}"):
+        parse_params({"pairs": {"length_control": {"enabled": True, "tolerance": value}}})
+    assert parse_params({"pairs": {"length_control": {"tolerance": 0}}}).pairs.length_control.tolerance == 0
+
+
+# Length control. One candidate per (score, characters); the text is a letter repeated, unique per candidate.
+LENGTHS = {"best_long": (5.0, 40), "near_best_short": (4.5, 10), "far_best_shortest": (4.0, 5),
+           "worst_short": (1.0, 8), "near_worst_long": (1.5, 50), "far_worst_longest": (2.0, 60)}
+
+
+def add_lengths(log: EventLog, name: str, candidates: dict[str, tuple[float, int]]) -> dict[str, str]:
+    """A prompt whose candidates have the given (score, length); {text: candidate label}."""
+    texts = {chr(ord("a") + i) * chars: label for i, (label, (_, chars)) in enumerate(candidates.items())}
+    add_prompt(log, name, [[score] for score, _ in candidates.values()], texts=list(texts))
+    return texts
+
+
+def length_pairs(tmp_path, log: EventLog, labels: dict[str, str], **pairs) -> tuple[dict, list[dict], dict]:
+    """Run the pairs stage (pair events of an earlier run removed first): the summary, the pair events
+    and {prompt text: (chosen label, rejected label)} from the training data."""
+    for table in ("pairs", "skipped_pairs"):
+        for path in log.files(table):
+            path.unlink()
+    out = tmp_path / f"aift{len(list(tmp_path.glob('aift*')))}"
+    summary = run(parse_params({"pairs": pairs}), iteration=1, events_root=log.root, out_dir=out)
+    train = pq.read_table(out / "train.parquet").to_pylist()
+    return summary, log.read(PairBuilt, 1).to_pylist(), {r["prompt"]: (labels[r["chosen"]], labels[r["rejected"]])
+                                                          for r in train}
+
+
+@pytest.fixture
+def lengths_log(tmp_path):
+    log = EventLog(tmp_path / "events")
+    return log, add_lengths(log, "lc", LENGTHS)
+
+
+def test_length_control_picks_the_shortest_near_best_and_the_longest_near_worst(tmp_path, lengths_log):
+    log, labels = lengths_log
+    on = {"min_margin": 0.0, "length_control": {"enabled": True, "tolerance": 0.5}}
+    summary, pairs, picked = length_pairs(tmp_path, log, labels, **on)
+    assert picked == {"prompt lc": ("near_best_short", "near_worst_long")}
+    assert [(p["rule"], p["tolerance"], p["chosen_score"], p["rejected_score"]) for p in pairs] == \
+        [("length_controlled", 0.5, 4.5, 1.5)]
+    assert (summary["rule"], summary["tolerance"], summary["pairs"]) == ("length_controlled", 0.5, 1)
+    # off: the paper's best vs worst, whatever the lengths
+    summary, pairs, picked = length_pairs(tmp_path, log, labels, min_margin=0.0)
+    assert picked == {"prompt lc": ("best_long", "worst_short")} and pairs[0]["rule"] == "best_vs_worst"
+
+
+@pytest.mark.parametrize("tolerance, chosen, rejected", [
+    (0, "best_long", "worst_short"),                  # nothing else is near: the best and the worst
+    (0.49, "best_long", "worst_short"),
+    (0.5, "near_best_short", "near_worst_long"),      # the bands are closed: a score exactly 0.5 off is near
+    (1.0, "far_best_shortest", "far_worst_longest"),
+])
+def test_the_tolerance_sets_how_far_from_the_best_and_worst_length_may_pick(tmp_path, lengths_log, tolerance,
+                                                                            chosen, rejected):
+    log, labels = lengths_log
+    _, pairs, picked = length_pairs(tmp_path, log, labels, min_margin=0.0,
+                                    length_control={"enabled": True, "tolerance": tolerance})
+    assert picked == {"prompt lc": (chosen, rejected)}
+    assert [(p["rule"], p["tolerance"]) for p in pairs] == [("length_controlled", tolerance)]
+
+
+def test_length_control_still_needs_the_margin(tmp_path, lengths_log):
+    """At tolerance 1 the picks are 4.0 vs 2.0: a margin of 2.5 skips the prompt (best vs worst, 5 vs 1, passes)."""
+    log, labels = lengths_log
+    summary, pairs, _ = length_pairs(tmp_path, log, labels, min_margin=2.5,
+                                     length_control={"enabled": True, "tolerance": 1.0})
+    assert pairs == [] and summary["skipped"] == {"below_margin": 1}
+    skip = log.read(PairSkipped, 1).to_pylist()[0]
+    assert (skip["reason"], skip["top_score"], skip["bottom_score"]) == ("below_margin", 4.0, 2.0)   # the picks'
+    assert length_pairs(tmp_path, log, labels, min_margin=2.5)[0]["pairs"] == 1
+
+
+@pytest.mark.parametrize("candidates", [
+    # the shortest near-best scores below the longest near-worst
+    {"top_long": (3.0, 30), "mid_short": (2.5, 3), "low_mid": (2.0, 20)},
+    # one candidate is both the shortest near-best and the longest near-worst (at tolerance 0.2, which
+    # 3.0 - 2.8 is only once float error is rounded off)
+    {"top_long": (3.0, 30), "mid": (2.8, 20), "low_short": (2.6, 10)},
+], ids=["crossed", "same"])
+def test_overlapping_bands_give_no_pair(tmp_path, candidates):
+    log = EventLog(tmp_path / "events")
+    labels = add_lengths(log, "overlap", candidates)
+    tolerance = 1.0 if "mid_short" in candidates else 0.2
+    summary, pairs, _ = length_pairs(tmp_path, log, labels, min_margin=0.0,
+                                     length_control={"enabled": True, "tolerance": tolerance})
+    assert pairs == [] and summary["skipped"] == {"bands_overlap": 1}
+
+
+def test_length_ties_are_broken_by_score_then_id(tmp_path):
+    """Equally short near-best candidates: the higher-scored, then the smaller id; equally long
+    near-worst ones: the lower-scored, then the larger id. The same for any thread count."""
+    from srlm_core.steps.pairs import select
+
+    log = EventLog(tmp_path / "events")
+    prompt_id = add_prompt(log, "ties", [[4.0], [4.0], [4.2], [4.5], [1.0], [1.0], [1.2]],
+                           texts=["aaaaa", "bbbbb", "ccccc", "d" * 9, "eeeee", "fffff", "ggggg"])
+    by_text = {c["text"]: c["candidate_id"] for c in log.read(CandidateGenerated, 1).to_pylist()}
+    tables = {threads: select(log, 1, 0.0, threads=threads, tolerance=0.5) for threads in (1, 2, 4)}
+    rows, _ = tables[1]
+    assert all(other[0].equals(rows) for other in tables.values())
+    row = rows.to_pylist()[0]
+    assert row["prompt_id"] == prompt_id and row["chosen"] == "ccccc"   # 5 chars: 4.2 beats the two 4.0s
+    assert row["rejected_id"] == max(by_text["eeeee"], by_text["fffff"])   # 5 chars: the two 1.0s, larger id
+    ties = select(log, 1, 0.0, tolerance=0.0)[0].to_pylist()[0]   # only the 4.5 is at the best
+    assert (ties["chosen"], ties["rejected_id"]) == ("d" * 9, max(by_text["eeeee"], by_text["fffff"]))
+
+
+def test_equal_lengths_and_tolerance_0_pick_as_best_vs_worst(tmp_path, log):
+    """Every text of the fixture is 14 characters: at tolerance 0 length control picks the paper's pairs
+    (ties at the best by the smaller id, at the worst by the larger), only the recorded rule differs."""
+    log, _ = log
+    off = run(parse_params({}), iteration=1, events_root=log.root, out_dir=tmp_path / "off")
+    off_pairs = log.read(PairBuilt, 1).drop_columns(["pair_id", "rule", "tolerance"])
+    for table in ("pairs", "skipped_pairs"):
+        for path in log.files(table):
+            path.unlink()
+    on = run(parse_params({"pairs": {"length_control": {"enabled": True, "tolerance": 0}}}), iteration=1,
+             events_root=log.root, out_dir=tmp_path / "on")
+    assert log.read(PairBuilt, 1).drop_columns(["pair_id", "rule", "tolerance"]).equals(off_pairs)
+    assert set(log.read(PairBuilt, 1).column("rule").to_pylist()) == {"length_controlled"}
+    assert {k: v for k, v in on.items() if k not in ("rule", "tolerance")} == \
+        {k: v for k, v in off.items() if k not in ("rule", "tolerance")}
+
+
+def test_length_control_rerun_is_byte_identical(tmp_path, lengths_log):
+    log, labels = lengths_log
+    on = {"min_margin": 0.0, "length_control": {"enabled": True, "tolerance": 0.5}}
+    length_pairs(tmp_path, log, labels, **on)
+    first = {p.name: p.read_bytes() for p in log.files("pairs")}
+    length_pairs(tmp_path, log, labels, **on)
+    assert {p.name: p.read_bytes() for p in log.files("pairs")} == first and first
+    assert (tmp_path / "aift0" / "train.parquet").read_bytes() == (tmp_path / "aift1" / "train.parquet").read_bytes()
+
+
+def test_positive_only_with_length_control_keeps_the_shortest_near_best(tmp_path, lengths_log):
+    log, labels = lengths_log
+    run(parse_params({"pairs": {"positive_only": True, "min_margin": 0.0,
+                                "length_control": {"enabled": True, "tolerance": 1.0}}}),
+        iteration=1, events_root=log.root, out_dir=tmp_path / "sft")
+    train = pq.read_table(tmp_path / "sft" / "train.parquet").to_pylist()
+    assert [(labels[r["completion"]], r["score"]) for r in train] == [("far_best_shortest", 4.0)]
+
+
+def test_length_control_refuses_a_judged_candidate_missing_from_candidates(tmp_path, log):
+    from srlm_core.errors import SrlmError
+    from srlm_core.steps.pairs import select
+
+    log, ids = log
+    judgement = log.read(JudgementRecorded, 1).to_pylist()[0]
+    log.append([JudgementRecorded.create(**{**judgement, "candidate_id": "f" * 64, "prompt_id": ids["clear"],
+                                            "score": 1.0, "judgement_id": None})])
+    with pytest.raises(SrlmError, match="is not in"):
+        select(log, 1, 0.0, tolerance=0.5)

@@ -92,18 +92,35 @@ def test_ids_show_as_hex_whatever_version_wrote_them(tmp_path):
     pq.write_table(pa.Table.from_pylist([dataclasses.asdict(old_pair)], schema=PairBuilt.schema_at(1)),
                    folder / "part-old.parquet")
     pairs = {r["iteration"]: r for r in log.read(PairBuilt).to_pylist()}
-    assert pairs[3] == dataclasses.asdict(old_pair)
-    sql = "select iteration, pair_id, chosen_id, rejected_id from pairs order by iteration"
+    # a version-1 file predates the rule column: its pair was chosen best vs worst, the only rule then
+    assert pairs[3] == {**dataclasses.asdict(old_pair), "rule": "best_vs_worst", "tolerance": None}
+    assert pairs[1]["rule"] == "length_controlled"
+    sql = "select iteration, pair_id, chosen_id, rejected_id, rule, tolerance from pairs order by iteration"
     views = view_sql(PairBuilt, (tmp_path / "events").as_posix())
     for label, rows in (("srlm sql", run_query(sql, tmp_path / "events").rows),
                         ("views.sql", duckdb.sql(views + sql).fetchall())):
         assert [r[0] for r in rows] == [1, 2, 3], label
-        for iteration, pair_id, chosen_id, rejected_id in rows:
+        for iteration, *row in rows:
             want = pairs[iteration]
-            assert (pair_id, chosen_id, rejected_id) == (want["pair_id"], want["chosen_id"], want["rejected_id"]), label
+            assert row == [want[c] for c in ("pair_id", "chosen_id", "rejected_id", "rule", "tolerance")], label
     joined = run_query("select count(*) from pairs p join candidates c on c.candidate_id = p.chosen_id "
                        "join judgements j on j.candidate_id = c.candidate_id", tmp_path / "events").rows
     assert joined == [(2,)]
+
+
+def test_a_log_older_than_the_rule_column_shows_it(tmp_path):
+    """Every pair file predating the rule column (schema version 2): `srlm sql` and the shipped view
+    still have the column, reading best_vs_worst (and no tolerance)."""
+    log = EventLog(tmp_path / "events")
+    pair = one_of_each(1)[-1][0]
+    folder = log.partition("pairs", 1)
+    folder.mkdir(parents=True)
+    row = {k: bytes.fromhex(v) if k in PairBuilt.ID_COLUMNS else v for k, v in dataclasses.asdict(pair).items()}
+    pq.write_table(pa.Table.from_pylist([row], schema=PairBuilt.schema_at(2)), folder / "part-old.parquet")
+    sql = "select pair_id, rule, tolerance from pairs"
+    want = [(pair.pair_id, "best_vs_worst", None)]
+    assert run_query(sql, tmp_path / "events").rows == want
+    assert duckdb.sql(view_sql(PairBuilt, (tmp_path / "events").as_posix()) + sql).fetchall() == want
 
 
 def test_reply_logprobs_view(tmp_path):

@@ -27,12 +27,15 @@ def diff(
     (data/events/pairs/iteration=1), a table folder, or another run's folder.
     Prompts match by prompt text (the row's own, or joined from the run's
     prompts table), else by prompt_id, group_id, guard (guard_checks) or row id. Pairs get margin = chosen_score -
-    rejected_score and, joined from candidates, chosen/rejected lengths.
+    rejected_score and, joined from candidates, chosen/rejected lengths; the rows per
+    rule (best_vs_worst, length_controlled) and tolerance that chose them.
 
     --json keys: table; a, b: {label, path, rows};
     overlap: {key, only_a, only_b, both, jaccard};
     scores, lengths: {column: {a, b, delta_mean}}, each side {count, nulls,
-    mean, std, min, p25, median, p75, max}; added (key only in B), removed
+    mean, std, min, p25, median, p75, max}; labels: {column: {a, b}}, each side
+    {value: rows} (pairs: rule, tolerance; skipped_pairs, rejected_prompts:
+    reason); added (key only in B), removed
     (key only in A): {rows, examples}, example text clipped to 80 characters.
 
     Example: srlm diff pairs@1 pairs@2 --json
@@ -61,6 +64,10 @@ def diff(
     for title, block in (("scores", result["scores"]), ("lengths (characters)", result["lengths"])):
         if block:
             console.print(_stats_table(title, block))
+    for column, sides in result["labels"].items():
+        console.print(f"{column}: " + "; ".join(
+            f"{name.upper()} " + (", ".join(f"{value} {rows}" for value, rows in counts.items()) or "no rows")
+            for name, counts in sides.items()))
     for title, side in (("added (only in B)", result["added"]), ("removed (only in A)", result["removed"])):
         console.print(f"{title}: {side['rows']} rows" + (", e.g." if side["examples"] else ""))
         for row in side["examples"]:

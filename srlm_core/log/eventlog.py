@@ -130,15 +130,15 @@ def upcast(table: pa.Table, kind: type[Event], names: Sequence[str] | None = Non
     """`table`, columns of `kind` at any of its schema versions, as the current schema's columns `names`
     (all by default), in that order: each step of the version history undone in turn, so a file of
     any older version reads as the current one: the columns added since a file's version read as
-    null (ADDED_COLUMNS, version 2 of the judgement tables), and ids written as hex strings (before
-    BINARY_IDS_SINCE) as their 32 bytes."""
+    their UPCAST_VALUES entry or null (ADDED_COLUMNS: the judgement tables' guard columns, null; the
+    pairs' rule, best_vs_worst), and ids written as hex strings (before BINARY_IDS_SINCE) as their 32 bytes."""
     schema = kind.arrow_schema()
     names = schema.names if names is None else names
     out = []
     for name in names:
         field = schema.field(name)
         if name not in table.column_names:
-            out.append(pa.nulls(table.num_rows, field.type))
+            out.append(pa.repeat(pa.scalar(kind.UPCAST_VALUES.get(name), field.type), table.num_rows))
         elif name in kind.ID_COLUMNS and not pa.types.is_fixed_size_binary(table.schema.field(name).type):
             try:
                 out.append(ids_from_hex(table.column(name)))

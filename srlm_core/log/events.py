@@ -96,12 +96,16 @@ class Event:
     ID_FIELDS: ClassVar[tuple[str, ...]]
     # Version history (EventLog reads every version, upcasting older files on read):
     #   1: ids as 64-character hex strings;
-    #   2 (judgement tables only): ADDED_COLUMNS added;
-    #   BINARY_IDS_SINCE (2, or 3 for the judgement tables): the ID_COLUMNS stored as 32 bytes (ID_TYPE).
+    #   BINARY_IDS_SINCE (2, or 3 for the judgement tables): the ID_COLUMNS stored as 32 bytes (ID_TYPE);
+    #   ADDED_COLUMNS: columns added since (the judgement tables' guard columns in 2, the pairs' rule and
+    #   tolerance in 3).
     SCHEMA_VERSION: ClassVar[int] = 2
     PARTITION: ClassVar[str] = "iteration"   # the column whose value names the partition folder
-    # Nullable columns added in schema version 2: a version-1 file lacks them and reads them as null.
-    ADDED_COLUMNS: ClassVar[tuple[str, ...]] = ()
+    # Columns added after version 1, each with the schema version that added it: an older file lacks
+    # them and reads each as its UPCAST_VALUES entry, or null. An entry there states what every row
+    # written before the column existed was (the pairs' rule), so its column is never null.
+    ADDED_COLUMNS: ClassVar[dict[str, int]] = {}
+    UPCAST_VALUES: ClassVar[dict[str, object]] = {}
     BINARY_IDS_SINCE: ClassVar[int] = 2
     # Columns holding sha256 row ids (this row's own, and references to other rows). In Python (the
     # event classes, EventLog.read) an id is its 64-character lowercase hex string; in the files and
@@ -149,7 +153,7 @@ class Event:
             raise ValueError(f"{cls.TABLE} has schema versions 1 to {cls.SCHEMA_VERSION}, not {version}")
         binary = version >= cls.BINARY_IDS_SINCE
         return pa.schema([pa.field(n, ID_TYPE if binary and n in cls.ID_COLUMNS else _ARROW[t], nullable=nl)
-                          for n, t, nl in cls.columns() if version >= 2 or n not in cls.ADDED_COLUMNS])
+                          for n, t, nl in cls.columns() if version >= cls.ADDED_COLUMNS.get(n, 1)])
 
     @classmethod
     def v1_schema(cls) -> pa.Schema:
@@ -237,7 +241,7 @@ class JudgementRecorded(Event):
 
     ID_COLUMNS: ClassVar[tuple[str, ...]] = ("judgement_id", "candidate_id", "prompt_id")
     SCHEMA_VERSION: ClassVar[int] = 3
-    ADDED_COLUMNS: ClassVar[tuple[str, ...]] = ("injection_spans", "neutralised")
+    ADDED_COLUMNS: ClassVar[dict[str, int]] = {"injection_spans": 2, "neutralised": 2}
     BINARY_IDS_SINCE: ClassVar[int] = 3
     TABLE: ClassVar[str] = "judgements"
     ID_FIELD: ClassVar[str] = "judgement_id"
@@ -264,9 +268,14 @@ class JudgementRecorded(Event):
 
 @dataclass(frozen=True)
 class PairBuilt(Event):
-    """A preference pair (highest- vs lowest-scored candidate of a prompt) entered AIFT."""
+    """A preference pair of a prompt's candidates entered AIFT, chosen by `rule`: best_vs_worst (the
+    highest- vs the lowest-scored) or length_controlled (the shortest of those within `tolerance` of
+    the best vs the longest of those within it of the worst; pairs.length_control)."""
 
     ID_COLUMNS: ClassVar[tuple[str, ...]] = ("pair_id", "prompt_id", "chosen_id", "rejected_id")
+    SCHEMA_VERSION: ClassVar[int] = 3
+    ADDED_COLUMNS: ClassVar[dict[str, int]] = {"rule": 3, "tolerance": 3}
+    UPCAST_VALUES: ClassVar[dict[str, object]] = {"rule": "best_vs_worst"}   # the only rule before version 3
     TABLE: ClassVar[str] = "pairs"
     ID_FIELD: ClassVar[str] = "pair_id"
     ID_FIELDS: ClassVar[tuple[str, ...]] = ("prompt_id", "iteration", "chosen_id", "rejected_id",
@@ -286,6 +295,8 @@ class PairBuilt(Event):
     seed: int | None
     sampling: str | None
     schema_version: int
+    rule: str                # the pair rule that chose it: best_vs_worst | length_controlled
+    tolerance: float | None  # length_controlled: pairs.length_control.tolerance; null otherwise
 
 
 @dataclass(frozen=True)
@@ -314,7 +325,8 @@ class PromptRejected(Event):
 
 @dataclass(frozen=True)
 class PairSkipped(Event):
-    """A prompt gave no preference pair: reason is tie, too_few_judged or below_margin."""
+    """A prompt gave no preference pair: reason is tie, too_few_judged, below_margin or (length-controlled
+    rule only) bands_overlap; top_score and bottom_score are those of the candidates the rule picked."""
 
     ID_COLUMNS: ClassVar[tuple[str, ...]] = ("skip_id", "prompt_id")
     TABLE: ClassVar[str] = "skipped_pairs"
@@ -341,7 +353,7 @@ class ReplyJudged(Event):
 
     ID_COLUMNS: ClassVar[tuple[str, ...]] = ("judgement_id", "group_id")
     SCHEMA_VERSION: ClassVar[int] = 3
-    ADDED_COLUMNS: ClassVar[tuple[str, ...]] = ("injection_spans", "neutralised")
+    ADDED_COLUMNS: ClassVar[dict[str, int]] = {"injection_spans": 2, "neutralised": 2}
     BINARY_IDS_SINCE: ClassVar[int] = 3
     TABLE: ClassVar[str] = "reply_judgements"
     ID_FIELD: ClassVar[str] = "judgement_id"
@@ -374,7 +386,7 @@ class RewardModelJudged(Event):
 
     ID_COLUMNS: ClassVar[tuple[str, ...]] = ("judgement_id", "group_id")
     SCHEMA_VERSION: ClassVar[int] = 3
-    ADDED_COLUMNS: ClassVar[tuple[str, ...]] = ("injection_spans", "neutralised")
+    ADDED_COLUMNS: ClassVar[dict[str, int]] = {"injection_spans": 2, "neutralised": 2}
     BINARY_IDS_SINCE: ClassVar[int] = 3
     TABLE: ClassVar[str] = "rm_judgements"
     ID_FIELD: ClassVar[str] = "judgement_id"

@@ -35,16 +35,28 @@ SQL_TYPES = {str: "VARCHAR", int: "BIGINT", float: "DOUBLE", bool: "BOOLEAN"}
 HEX = "lower(hex({}))"   # a 32-byte id as people read it: 64 lowercase hex digits, as in Python
 
 
+def sql_literal(value: object) -> str:
+    """A value of an event column as an SQL literal (NULL, a number, TRUE/FALSE or a quoted string)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def version_sql(kind: type[Event], version: int, source: str, ids: str = "hex") -> str:
     """SELECT of every current column of `kind`, in order, from `source` (a relation whose rows come
-    from files written at schema `version`): the columns added since as NULL, and ids as `ids` says:
-    "hex" (64 lowercase hex digits, for people) or "binary" (32 bytes, as stored now: for joins)."""
+    from files written at schema `version`): the columns added since as their UPCAST_VALUES entry or
+    NULL, and ids as `ids` says: "hex" (64 lowercase hex digits, for people) or "binary" (32 bytes, as
+    stored now: for joins)."""
     stored = kind.schema_at(version).names
     binary = version >= kind.BINARY_IDS_SINCE
     out = []
     for name, kind_type, _ in kind.columns():
         if name not in stored:
-            out.append(f"CAST(NULL AS {SQL_TYPES[kind_type]}) AS {name}")
+            out.append(f"CAST({sql_literal(kind.UPCAST_VALUES.get(name))} AS {SQL_TYPES[kind_type]}) AS {name}")
         elif name in kind.ID_COLUMNS and binary and ids == "hex":
             out.append(f"{HEX.format(name)} AS {name}")
         elif name in kind.ID_COLUMNS and not binary and ids == "binary":
@@ -57,10 +69,18 @@ def version_sql(kind: type[Event], version: int, source: str, ids: str = "hex") 
 def mixed_sql(source: str, kind: type[Event]) -> str:
     """SELECT * from `source` (read_parquet(..., union_by_name = true) over files of any schema
     versions of `kind`) with the ids as lowercase hex: a 32-byte id (version >= BINARY_IDS_SINCE)
-    is hex-encoded, an older file's id is its hex string already (DuckDB unifies both as BLOB)."""
-    replaced = ",\n    ".join(f"CASE WHEN octet_length(CAST({n} AS BLOB)) = 32 THEN {HEX.format(f'CAST({n} AS BLOB)')} "
-                         f"ELSE decode(CAST({n} AS BLOB)) END AS {n}" for n in kind.ID_COLUMNS)
-    return f"SELECT * REPLACE (\n    {replaced})\n  FROM {source}"
+    is hex-encoded, an older file's id is its hex string already (DuckDB unifies both as BLOB).
+    The ADDED_COLUMNS are there even when every file predates them (unioned by name with an empty
+    relation that has them), and an older file's rows read them as their UPCAST_VALUES entry or NULL."""
+    replaced = [f"CASE WHEN octet_length(CAST({n} AS BLOB)) = 32 THEN {HEX.format(f'CAST({n} AS BLOB)')} "
+                f"ELSE decode(CAST({n} AS BLOB)) END AS {n}" for n in kind.ID_COLUMNS]
+    replaced += [f"coalesce({n}, {sql_literal(v)}) AS {n}" for n, v in kind.UPCAST_VALUES.items()]
+    if kind.ADDED_COLUMNS:
+        added = ", ".join(f"CAST(NULL AS {SQL_TYPES[t]}) AS {n}" for n, t, _ in kind.columns()
+                          if n in kind.ADDED_COLUMNS)
+        source = f"(SELECT * FROM {source}\n    UNION ALL BY NAME SELECT {added} WHERE false)"
+    columns = ",\n    ".join(replaced)
+    return f"SELECT * REPLACE (\n    {columns})\n  FROM {source}"
 
 SHIPPED_VIEWS = Path(__file__).parent / "views.sql"
 MEMORY_LIMIT = "2GB"   # DuckDB's own default is 80% of the machine's memory

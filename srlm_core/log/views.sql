@@ -15,14 +15,17 @@ CREATE OR REPLACE VIEW judgements AS
     CASE WHEN octet_length(CAST(judgement_id AS BLOB)) = 32 THEN lower(hex(CAST(judgement_id AS BLOB))) ELSE decode(CAST(judgement_id AS BLOB)) END AS judgement_id,
     CASE WHEN octet_length(CAST(candidate_id AS BLOB)) = 32 THEN lower(hex(CAST(candidate_id AS BLOB))) ELSE decode(CAST(candidate_id AS BLOB)) END AS candidate_id,
     CASE WHEN octet_length(CAST(prompt_id AS BLOB)) = 32 THEN lower(hex(CAST(prompt_id AS BLOB))) ELSE decode(CAST(prompt_id AS BLOB)) END AS prompt_id)
-  FROM read_parquet('data/events/judgements/*/*.parquet', hive_partitioning = true, union_by_name = true);
+  FROM (SELECT * FROM read_parquet('data/events/judgements/*/*.parquet', hive_partitioning = true, union_by_name = true)
+    UNION ALL BY NAME SELECT CAST(NULL AS BIGINT) AS injection_spans, CAST(NULL AS BOOLEAN) AS neutralised WHERE false);
 CREATE OR REPLACE VIEW pairs AS
   SELECT * REPLACE (
     CASE WHEN octet_length(CAST(pair_id AS BLOB)) = 32 THEN lower(hex(CAST(pair_id AS BLOB))) ELSE decode(CAST(pair_id AS BLOB)) END AS pair_id,
     CASE WHEN octet_length(CAST(prompt_id AS BLOB)) = 32 THEN lower(hex(CAST(prompt_id AS BLOB))) ELSE decode(CAST(prompt_id AS BLOB)) END AS prompt_id,
     CASE WHEN octet_length(CAST(chosen_id AS BLOB)) = 32 THEN lower(hex(CAST(chosen_id AS BLOB))) ELSE decode(CAST(chosen_id AS BLOB)) END AS chosen_id,
-    CASE WHEN octet_length(CAST(rejected_id AS BLOB)) = 32 THEN lower(hex(CAST(rejected_id AS BLOB))) ELSE decode(CAST(rejected_id AS BLOB)) END AS rejected_id)
-  FROM read_parquet('data/events/pairs/*/*.parquet', hive_partitioning = true, union_by_name = true);
+    CASE WHEN octet_length(CAST(rejected_id AS BLOB)) = 32 THEN lower(hex(CAST(rejected_id AS BLOB))) ELSE decode(CAST(rejected_id AS BLOB)) END AS rejected_id,
+    coalesce(rule, 'best_vs_worst') AS rule)
+  FROM (SELECT * FROM read_parquet('data/events/pairs/*/*.parquet', hive_partitioning = true, union_by_name = true)
+    UNION ALL BY NAME SELECT CAST(NULL AS VARCHAR) AS rule, CAST(NULL AS DOUBLE) AS tolerance WHERE false);
 CREATE OR REPLACE VIEW rejected_prompts AS
   SELECT * REPLACE (
     CASE WHEN octet_length(CAST(rejection_id AS BLOB)) = 32 THEN lower(hex(CAST(rejection_id AS BLOB))) ELSE decode(CAST(rejection_id AS BLOB)) END AS rejection_id)
@@ -36,12 +39,14 @@ CREATE OR REPLACE VIEW reply_judgements AS
   SELECT * REPLACE (
     CASE WHEN octet_length(CAST(judgement_id AS BLOB)) = 32 THEN lower(hex(CAST(judgement_id AS BLOB))) ELSE decode(CAST(judgement_id AS BLOB)) END AS judgement_id,
     CASE WHEN octet_length(CAST(group_id AS BLOB)) = 32 THEN lower(hex(CAST(group_id AS BLOB))) ELSE decode(CAST(group_id AS BLOB)) END AS group_id)
-  FROM read_parquet('data/events/reply_judgements/*/*.parquet', hive_partitioning = true, union_by_name = true);
+  FROM (SELECT * FROM read_parquet('data/events/reply_judgements/*/*.parquet', hive_partitioning = true, union_by_name = true)
+    UNION ALL BY NAME SELECT CAST(NULL AS BIGINT) AS injection_spans, CAST(NULL AS BOOLEAN) AS neutralised WHERE false);
 CREATE OR REPLACE VIEW rm_judgements AS
   SELECT * REPLACE (
     CASE WHEN octet_length(CAST(judgement_id AS BLOB)) = 32 THEN lower(hex(CAST(judgement_id AS BLOB))) ELSE decode(CAST(judgement_id AS BLOB)) END AS judgement_id,
     CASE WHEN octet_length(CAST(group_id AS BLOB)) = 32 THEN lower(hex(CAST(group_id AS BLOB))) ELSE decode(CAST(group_id AS BLOB)) END AS group_id)
-  FROM read_parquet('data/events/rm_judgements/*/*.parquet', hive_partitioning = true, union_by_name = true);
+  FROM (SELECT * FROM read_parquet('data/events/rm_judgements/*/*.parquet', hive_partitioning = true, union_by_name = true)
+    UNION ALL BY NAME SELECT CAST(NULL AS BIGINT) AS injection_spans, CAST(NULL AS BOOLEAN) AS neutralised WHERE false);
 CREATE OR REPLACE VIEW eval_answers AS
   SELECT * REPLACE (
     CASE WHEN octet_length(CAST(answer_id AS BLOB)) = 32 THEN lower(hex(CAST(answer_id AS BLOB))) ELSE decode(CAST(answer_id AS BLOB)) END AS answer_id,

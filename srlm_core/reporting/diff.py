@@ -1,8 +1,9 @@
 """Compare two partitions (or two folders) of one event-log table, as plain data.
 
 `diff("pairs@1", "pairs@2")` returns row counts, prompt overlap, score and length
-distributions and example rows added and removed, all computed by DuckDB over the
-Parquet files on a read-only in-memory connection. `srlm diff` prints it.
+distributions, the rows per label (a pair's rule, a skip reason) and example rows added and
+removed, all computed by DuckDB over the Parquet files on a read-only in-memory connection.
+`srlm diff` prints it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from ..log.events import BY_TABLE, EVENT_TYPES, CandidateGenerated, Event, Promp
 from ..log.query import SQL_TYPES, mixed_sql
 
 STATS = ("count", "nulls", "mean", "std", "min", "p25", "median", "p75", "max")
-NOT_MEASURES = {"seed", "schema_version", "iteration"}   # numeric, but labels rather than measurements
+NOT_MEASURES = {"seed", "schema_version", "iteration", "tolerance"}   # numeric, but labels rather than measurements
+LABELS = ("rule", "tolerance", "reason")                # counted per value: how each row was chosen or skipped
 CONTENT = {"text", "detail"}                             # free text whose length is worth comparing,
 RAW = "raw_"                                             # as is a judge's raw output (any raw_* column)
 PROMPT_TEXT = {"prompts", "rejected_prompts"}            # tables whose own `text` is the prompt
@@ -151,6 +153,7 @@ def diff(a: str, b: str, events_root: Path | str = DEFAULT_ROOT, examples: int =
     measures += ["margin"] if margin else []
     contents = [n for n, t in columns.items() if t is str and (n in CONTENT or n.startswith(RAW))]
     contents += ["chosen", "rejected"] if pair_texts else []
+    labels = [n for n in LABELS if n in columns]
 
     con = _connect([*left.files, *right.files, *(f for fs in (*prompts.values(), *candidates.values()) for f in fs)])
     try:
@@ -176,6 +179,7 @@ def diff(a: str, b: str, events_root: Path | str = DEFAULT_ROOT, examples: int =
             "overlap": {"key": key, **_overlap(con)},
             "scores": {column: _compare(con, column) for column in measures},
             "lengths": {column: _compare(con, f"length({column})") for column in contents},
+            "labels": {column: {name: _counts(con, name, column) for name in sides} for column in labels},
             "added": _only_in(con, "b", "a", shown, examples),
             "removed": _only_in(con, "a", "b", shown, examples),
         }
@@ -205,6 +209,13 @@ def _stats(con: duckdb.DuckDBPyConnection, view: str, expr: str) -> dict:
                       f"min({expr}), quantile_cont({expr}, 0.25), median({expr}), quantile_cont({expr}, 0.75), "
                       f"max({expr}) FROM {view}").fetchone()
     return dict(zip(STATS, row))
+
+
+def _counts(con: duckdb.DuckDBPyConnection, view: str, column: str) -> dict:
+    """{value as text ("null" for NULL): rows} of one side's `column`, by value."""
+    rows = con.execute(f"SELECT coalesce(CAST({column} AS VARCHAR), 'null') AS v, count(*) FROM {view} "
+                       "GROUP BY v ORDER BY v").fetchall()
+    return dict(rows)
 
 
 def _compare(con: duckdb.DuckDBPyConnection, expr: str) -> dict:

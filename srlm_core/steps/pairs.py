@@ -1,10 +1,12 @@
 """Stage `pairs`: AIFT(Mt) from the judgements of iteration t, selected in DuckDB SQL.
 
-Writes PairBuilt / PairSkipped events, every candidate's score (mean of its valid judge
-samples), spread and valid-sample count to `<out>/candidate_scores.parquet`, and the
-training data `<out>/train.parquet`: (prompt, chosen, rejected) for DPO, or (prompt,
-completion) with the top responses when `pairs.positive_only` is set (the paper's ablation;
-`positives` says which).
+Each prompt's pair is its best vs its worst candidate (pairs.sql, the paper's rule), or with
+pairs.length_control the shortest near-best vs the longest near-worst (pairs_length.sql,
+Meta-Rewarding's); every pair records the rule. Writes PairBuilt / PairSkipped events, every
+candidate's score (mean of its valid judge samples), spread and valid-sample count to
+`<out>/candidate_scores.parquet`, and the training data `<out>/train.parquet`: (prompt, chosen,
+rejected) for DPO, or (prompt, completion) with the top responses when `pairs.positive_only` is
+set (the paper's ablation; `positives` says which).
 When no judgement of the iteration has a score (the judge never wrote a valid `Score: N`),
 it stops with an SrlmError before writing anything, whatever `dpo.allow_empty` says.
 """
@@ -37,7 +39,9 @@ from ..storage import write_json, write_parquet
 
 STAGE = "pairs"
 SQL = Path(__file__).parent / "pairs.sql"
+LENGTH_SQL = Path(__file__).parent / "pairs_length.sql"
 SCORES_SQL = Path(__file__).parent / "candidate_scores.sql"
+BEST_VS_WORST, LENGTH_CONTROLLED = "best_vs_worst", "length_controlled"   # PairBuilt.rule
 
 
 def connect(events: EventLog, iteration: int, threads: int | None = None) -> duckdb.DuckDBPyConnection:
@@ -87,15 +91,31 @@ TEXT_COLUMNS = {"chosen": ("candidates", "candidate_id", "chosen_id"),
                 "prompt": ("prompts", "prompt_id", "prompt_id")}
 ROW_COLUMNS = ["prompt_id", "prompt", "judged_candidates", "chosen_id", "chosen", "chosen_score", "chosen_spread",
                "rejected_id", "rejected", "rejected_score", "rejected_spread", "skip_reason"]
+# For pairs_length.sql: the characters of every scored candidate's text (DuckDB's length() counts
+# Unicode code points, as Python's len() does), the texts streamed past the narrow scores.
+LENGTHS_SQL = """select s.candidate_id, length(c.text) as chars
+                 from candidate_scores s left join candidates c on c.candidate_id = s.candidate_id"""
+
+
+def _check_join(events: EventLog, iteration: int, table: str, id_column: str, column: pa.ChunkedArray,
+                rows: int, nulls: int) -> None:
+    """A column joined from `table` on `id_column` has one value per row, and a null only where it should."""
+    if len(column) != rows:
+        raise SrlmError(f"{events.partition(table, iteration)}: {table} holds a {id_column} more than once")
+    if column.null_count != nulls:
+        raise SrlmError(f"{events.partition(JudgementRecorded.TABLE, iteration)}: a judged {id_column} is "
+                        f"not in {events.partition(table, iteration)}; re-run the judge stage")
 
 
 def select(events: EventLog, iteration: int, min_margin: float,
-           threads: int | None = None) -> tuple[pa.Table, pa.Table]:
-    """(one row per prompt of the iteration, by prompt_id: its best and worst candidate and why it
+           threads: int | None = None, tolerance: float | None = None) -> tuple[pa.Table, pa.Table]:
+    """(one row per prompt of the iteration, by prompt_id: its chosen and rejected candidate and why it
     gives no pair; every candidate's score, spread and valid samples, by candidate_id), as Arrow,
     ids as hex strings (the SQL joins, groups and sorts them as 32 bytes; byte order is hex order).
-    The candidate scores are computed once, and pairs.sql reads them from that result; pairs.sql
-    picks on ids and scores only, and the texts are joined to its rows afterwards (TEXTS_SQL).
+    Chosen and rejected are the best and the worst candidate (pairs.sql), or with a `tolerance`
+    the shortest near-best and the longest near-worst (pairs_length.sql).
+    The candidate scores are computed once, and the pair SQL reads them from that result; it picks
+    on ids, scores (and lengths) only, and the texts are joined to its rows afterwards (TEXTS_SQL).
     The tables are the same, bit for bit, for any `threads`."""
     con = connect(events, iteration, threads)
     try:
@@ -105,16 +125,19 @@ def select(events: EventLog, iteration: int, min_margin: float,
             raise SrlmError(f"{events.partition(JudgementRecorded.TABLE, iteration)}: a candidate's judgements "
                             f"name different prompt_ids; re-run the judge stage")
         con.register("candidate_scores", scores)
-        rows = con.sql(SQL.read_text(), params={"min_margin": min_margin}).to_arrow_table()
+        if tolerance is None:
+            rows = con.sql(SQL.read_text(), params={"min_margin": min_margin}).to_arrow_table()
+        else:
+            lengths = con.sql(LENGTHS_SQL).to_arrow_table()
+            _check_join(events, iteration, "candidates", "candidate_id", lengths.column("chars"), scores.num_rows, 0)
+            con.register("candidate_lengths", lengths)
+            rows = con.sql(LENGTH_SQL.read_text(),
+                           params={"min_margin": min_margin, "tolerance": tolerance}).to_arrow_table()
         con.register("selected", rows.append_column("pos", pa.array(range(rows.num_rows), pa.int64())))
         texts = {}
         for name, (table, id_column, key) in TEXT_COLUMNS.items():
             column = con.sql(TEXTS_SQL.format(table=table, id=id_column, key=key)).to_arrow_table().column(0)
-            if len(column) != rows.num_rows:
-                raise SrlmError(f"{events.partition(table, iteration)}: {table} holds a {id_column} more than once")
-            if column.null_count != rows.column(key).null_count:
-                raise SrlmError(f"{events.partition(JudgementRecorded.TABLE, iteration)}: a judged {id_column} is "
-                                f"not in {events.partition(table, iteration)}; re-run the judge stage")
+            _check_join(events, iteration, table, id_column, column, rows.num_rows, rows.column(key).null_count)
             texts[name] = column
     finally:
         con.close()
@@ -126,7 +149,8 @@ def select(events: EventLog, iteration: int, min_margin: float,
 def positives(selected: pa.Table, min_score: float | None) -> pa.ChunkedArray:
     """Which prompts give their top response as SFT data under pairs.positive_only. Without a minimum
     score: the prompts that give a pair (the chosen side of each pair). With one: every prompt whose top
-    response scores at least that, tied or not; the paper kept only perfect scores (5)."""
+    response scores at least that, tied or not; the paper kept only perfect scores (5). The top response
+    is the chosen one: with pairs.length_control, the shortest near the best."""
     if min_score is None:
         return pc.is_null(selected.column("skip_reason"))
     return pc.fill_null(pc.greater_equal(selected.column("chosen_score"), min_score), False)
@@ -164,12 +188,15 @@ def run(params: Params, *, iteration: int, events_root: Path, out_dir: Path) -> 
         raise SrlmError(no_scores_message(params, events, iteration, judgements))
     del judgements
     model_hash = judged_by.pop()
-    selected, scores = select(events, iteration, cfg.min_margin)
+    rule, tolerance = ((LENGTH_CONTROLLED, cfg.length_control.tolerance) if cfg.length_control.enabled
+                       else (BEST_VS_WORST, None))
+    selected, scores = select(events, iteration, cfg.min_margin, tolerance=tolerance)
     rows = selected.drop_columns(["prompt", "chosen", "rejected"]).to_pylist()   # no texts in Python objects
     common = dict(iteration=iteration, model_hash=model_hash, stage=STAGE, seed=None, sampling=None)
     pairs = [PairBuilt.create(prompt_id=r["prompt_id"], chosen_id=r["chosen_id"], rejected_id=r["rejected_id"],
                               chosen_score=r["chosen_score"], rejected_score=r["rejected_score"],
-                              chosen_spread=r["chosen_spread"], rejected_spread=r["rejected_spread"], **common)
+                              chosen_spread=r["chosen_spread"], rejected_spread=r["rejected_spread"],
+                              rule=rule, tolerance=tolerance, **common)
              for r in rows if r["skip_reason"] is None]
     skipped = [PairSkipped.create(prompt_id=r["prompt_id"], reason=r["skip_reason"],
                                   judged_candidates=r["judged_candidates"], top_score=r["chosen_score"],
@@ -196,6 +223,7 @@ def run(params: Params, *, iteration: int, events_root: Path, out_dir: Path) -> 
         summary = {"iteration": iteration, "mode": "sft" if cfg.positive_only else "dpo", "judge_model": model_hash,
                    "prompts": selected.num_rows, "pairs": len(pairs), "skipped": reasons,
                    "train_sha256": sha256_file(tmp / "train.parquet"), "min_margin": cfg.min_margin,
+                   "rule": rule, "tolerance": tolerance,
                    "examples": train.num_rows, "positive_min_score": cfg.positive_min_score}
         write_json(summary, tmp / "summary.json")
     return summary
