@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -241,3 +242,72 @@ def test_meta_and_positive_only_do_not_mix():
     with pytest.raises(SrlmError, match="meta.enabled trains on judge pairs"):
         parse_params({"meta": {"enabled": True}, "pairs": {"positive_only": True}})
 
+
+# DPO for M(t+1): actor pairs and judge pairs together.
+
+def pair_table(name: str, n: int, prompt: str = "q") -> pa.Table:
+    return pa.table({"prompt": [f"{prompt}{i}" for i in range(n)], "chosen": [f"{name} good {i}" for i in range(n)],
+                     "rejected": [f"{name} bad {i}" for i in range(n)]})
+
+
+@pytest.mark.parametrize("ratio, used", [(1.0, 3), (0.5, 2), (0.25, 1), (0.0, 0), (None, 3)])
+def test_the_mix_follows_judge_pair_ratio(ratio, used):
+    from srlm_core.steps.dpo import mixed
+
+    rows, count = mixed(pair_table("actor", 4), pair_table("judge", 3), ratio)
+    assert count == used and rows.num_rows == 4 + used
+    assert rows.column("chosen").to_pylist() == [f"actor good {i}" for i in range(4)] + [
+        f"judge good {i}" for i in range(used)]
+
+
+def test_judge_pairs_that_do_not_fit_are_left_out(tiny_srlm_model):
+    from transformers import AutoTokenizer
+
+    from srlm_core.steps.dpo import fitting
+
+    pairs = pa.concat_tables([pair_table("short", 2), pair_table("long", 1, prompt="word " * 80)])
+    kept, too_long = fitting(pairs, AutoTokenizer.from_pretrained(tiny_srlm_model), 64)
+    assert too_long == 1 and kept.column("chosen").to_pylist() == ["short good 0", "short good 1"]
+
+
+def judge_pairs_dir(tmp_path, n: int):
+    folder = tmp_path / "meta"
+    folder.mkdir()
+    pq.write_table(pair_table("judge", n), folder / "train.parquet")
+    return folder
+
+
+@pytest.mark.parametrize("ratio, judge_pairs", [(0.5, 1), (None, 3)])
+def test_dpo_trains_on_both_kinds_and_counts_them(tmp_path, tiny_srlm_model, ratio, judge_pairs):
+    from srlm_core.steps import dpo
+    from srlm_core.storage import write_json
+
+    aift = tmp_path / "aift"
+    aift.mkdir()
+    pq.write_table(pair_table("actor", 2), aift / "train.parquet")
+    write_json({"mode": "dpo", "skipped": {}, "judge_model": "j"}, aift / "summary.json")
+    cfg = {"meta": {"enabled": True, "judge_pair_ratio": ratio},
+           "dpo": {"max_steps": 1, "batch_size": 2, "grad_accum": 1, "max_length": 64}}
+    manifest = dpo.run(parse_params(cfg), prev_dir=tiny_srlm_model, aift_dir=aift, out_dir=tmp_path / "M2",
+                       metrics_dir=tmp_path / "metrics", judge_pairs_dir=judge_pairs_dir(tmp_path, 3))
+    metrics = json.loads((tmp_path / "metrics" / "train.json").read_text())
+    assert (metrics["actor_pairs"], metrics["judge_pairs"], metrics["examples"]) == (2, judge_pairs, 2 + judge_pairs)
+    data = manifest["training_data"]
+    assert data["name"] == "AIFT(M1) + judge pairs(M1)" and len(data["files"]) == 2
+    assert data["judge_pairs"] == judge_pairs and manifest["params"]["meta"]["judge_pair_ratio"] == ratio
+
+
+def test_dpo_refuses_judge_pairs_none_of_which_fits(tmp_path, tiny_srlm_model):
+    from srlm_core.steps import dpo
+    from srlm_core.storage import write_json
+
+    aift = tmp_path / "aift"
+    aift.mkdir()
+    pq.write_table(pair_table("actor", 2), aift / "train.parquet")
+    write_json({"mode": "dpo", "skipped": {}, "judge_model": "j"}, aift / "summary.json")
+    folder = tmp_path / "meta"
+    folder.mkdir()
+    pq.write_table(pair_table("judge", 2, prompt="word " * 80), folder / "train.parquet")
+    with pytest.raises(SrlmError, match="none of the 2 judge pairs fits in dpo.max_length 64"):
+        dpo.run(parse_params({"meta": {"enabled": True}, "dpo": {"max_length": 64}}), prev_dir=tiny_srlm_model,
+                aift_dir=aift, out_dir=tmp_path / "M2", metrics_dir=tmp_path / "metrics", judge_pairs_dir=folder)
