@@ -121,8 +121,8 @@ def run(params: Params, *, prev_dir: Path, aift_dir: Path, out_dir: Path, metric
         judge_pairs, too_long = fitting(pq.read_table(files[1]), tokenizer, cfg.max_length)
         if too_long and not judge_pairs.num_rows:
             raise SrlmError(f"{files[1]}: none of the {too_long} judge pairs fits in dpo.max_length {cfg.max_length} "
-                            "tokens (a judge prompt alone is ~600), so meta.enabled would change nothing; raise "
-                            "dpo.max_length (e.g. 1024)")
+                            "tokens (at the default judge settings a judge pair takes up to ~760), so meta.enabled "
+                            "would change nothing; raise dpo.max_length (e.g. 1024)")
         if too_long:
             log.warning("%d of %d judge pairs do not fit in dpo.max_length %d and are left out; raise it", too_long,
                         too_long + judge_pairs.num_rows, cfg.max_length)
