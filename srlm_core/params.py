@@ -321,6 +321,37 @@ class DpoParams(TrainingSchedule):
         "(paper: 253 held-out examples).")
 
 
+class MetaParams(Section):
+    """Meta-Rewarding (Wu et al. 2024): the model judges its own judgements, and the judge learns from them too.
+    docs/meta-judge.md has the design."""
+    enabled: bool = Field(
+        False, description="Run the meta-judge stage (meta@<model>) and train M(t+1) on its judge pairs beside the "
+        "actor pairs. false: the stage writes empty outputs and DPO trains on the actor pairs alone.")
+    candidates: int = Field(8, gt=0, description="Candidates of iteration t whose judgements are meta-judged (each "
+                            "with at least two distinct scored judgements; every pair of them is compared in both "
+                            "orders: 6 comparisons at judge.samples 3).")
+    select: Literal["spread", "random"] = Field(
+        "spread", description="Which candidates: spread, those whose judge scores vary most (the paper's choice: "
+        "where the judge is least sure); random, a seeded draw.")
+    template: str = Field("srlm_core/templates/meta_judge_v1.txt",
+                          description="Meta-judge prompt with {rubric} (the judge template's text before the line "
+                          "holding {prompt}), {prompt}, {response}, {judgement_a}, {judgement_b}; ends asking for "
+                          "`Better judgement: A` or `B`. Its sha256 is stored in every meta-judgement.")
+    max_new_tokens: int = Field(48, gt=0, description="Bound on the reason written before the verdict (tokens); "
+                                "the verdict is then read from P(A) vs P(B), so there always is one.")
+    temperature: Temperature = Field(0.7, ge=0, le=MAX_TEMPERATURE, description="Sampling temperature of the reason "
+                                     "(0: greedy; 0.01-2).")
+    top_p: float = Field(0.9, gt=0, le=1, description="Nucleus sampling of the reason.")
+    batch_size: int = Field(8, gt=0, description="Comparisons meta-judged together.")
+    min_win_margin: float = Field(
+        0.0, ge=0, le=1, description="A candidate gives a judge pair when its best judgement's win rate (mean "
+        "position-debiased preference over the others, 0-1) exceeds its worst's by at least this; equal rates "
+        "never do (tie).")
+    judge_pair_ratio: float | None = Field(
+        1.0, ge=0, description="The mix: DPO for M(t+1) trains on at most this many judge pairs per actor pair "
+        "(rounded down; the first drawn candidates' pairs); null: every judge pair; 0: none.")
+
+
 class AnswersParams(Section):
     max_prompts: int = Field(16, gt=0, description="Held-out prompts each evaluated model answers (the first ones by id).")
     max_new_tokens: int = Field(128, gt=0, description="Token limit of an answer.")
@@ -519,6 +550,7 @@ class Params(Section):
     generation: GenerationParams = GenerationParams()
     pairs: PairsParams = PairsParams()
     dpo: DpoParams = DpoParams()
+    meta: MetaParams = MetaParams()
     evaluation: EvaluationParams = EvaluationParams()
     guards: GuardsParams = GuardsParams()
     iterations: dict[str, Iteration] = Field(
@@ -547,6 +579,9 @@ class Params(Section):
                                  f"length, RM accuracy), so both must be in evaluation.models; add "
                                  f"{', '.join(missing)} there")
         self._implicit_models(known | {"M0", "SFT"})
+        if self.meta.enabled and self.pairs.positive_only:
+            raise ValueError("meta.enabled trains on judge pairs with DPO, and pairs.positive_only trains M(t+1) with "
+                             "SFT instead; choose one")
         return self
 
     def _implicit_models(self, known: set[str]) -> None:

@@ -12,6 +12,7 @@ OFFSETS = {
     "prompts": 0,
     "candidates": 1,
     "judge": 2,
+    "meta": 3,
     "eft": 7,
     "answers": 7,
     "rm_eval": 9,

@@ -38,6 +38,28 @@ def parse_score(generated: str) -> float | None:
     return value if value.is_integer() and 0 <= value <= 5 else None
 
 
+def points(justification: str, score: float | None) -> int | None:
+    """The whole-point score a judgement's training target states (EFT examples, judge pairs): the judge's
+    own closing `Score: N` where the justification has one (text method), else `score` rounded. None:
+    unscored."""
+    stated = parse_score(justification.rstrip())
+    if stated is not None:
+        return int(stated)
+    return None if score is None else int(round(score))
+
+
+def target(justification: str, score: float | None) -> str:
+    """The judge's own justification, closed by `Score: N`, N = points(justification, score): the text a
+    judge is trained to write."""
+    text = justification.rstrip()
+    if parse_score(text) is not None:   # text method: the model already closed with Score: N
+        return text[:list(SCORE.finditer(text))[-1].end()]
+    label = points(text, score)
+    if text.endswith(STOP):
+        return f"{text} {label}"
+    return f"{text}\nScore: {label}" if text else f"Score: {label}"
+
+
 @dataclass(frozen=True)
 class Template:
     text: str
@@ -117,9 +139,12 @@ class Judge:
             response = injection.neutralise(response)[0]
         return clip(self.tok, response, self.max_response_tokens)
 
+    def seen_prompt(self, prompt: str) -> str:
+        """The question as the judge reads it: cut to max_prompt_tokens."""
+        return clip(self.tok, prompt, self.max_prompt_tokens)
+
     def _parts(self, prompt: str, response: str) -> tuple[str, str]:
-        return self.template.split(self.tok, clip(self.tok, prompt, self.max_prompt_tokens),
-                                   self.seen_response(response))
+        return self.template.split(self.tok, self.seen_prompt(prompt), self.seen_response(response))
 
     def guard_columns(self, response: str) -> dict:
         """The judgement row's record of judge-directed text in `response`: how many sentences
@@ -129,7 +154,7 @@ class Judge:
 
     def user_message(self, prompt: str, response: str) -> str:
         """The judge prompt's user message (the filled template, before chat formatting): EFT trains on it."""
-        return self.template.fill(clip(self.tok, prompt, self.max_prompt_tokens), self.seen_response(response))
+        return self.template.fill(self.seen_prompt(prompt), self.seen_response(response))
 
     def prompt_text(self, prompt: str, response: str) -> str:
         """The full judge prompt (chat-formatted), as the model sees it."""

@@ -585,8 +585,96 @@ class GuardChecked(Event):
     schema_version: int
 
 
+@dataclass(frozen=True)
+class MetaJudgementRecorded(Event):
+    """Meta-Rewarding: the model compared two of its own judgements of one candidate (shown in this order as
+    Judgement A and B) with the meta-judge prompt; p_first is its probability that A is the better one."""
+
+    ID_COLUMNS: ClassVar[tuple[str, ...]] = ("meta_judgement_id", "candidate_id", "prompt_id", "first_judgement_id",
+                                             "second_judgement_id")
+    TABLE: ClassVar[str] = "meta_judgements"
+    ID_FIELD: ClassVar[str] = "meta_judgement_id"
+    ID_FIELDS: ClassVar[tuple[str, ...]] = ("candidate_id", "first_judgement_id", "second_judgement_id", "model_hash",
+                                            "template_hash", "seed", "sampling", "raw_output", "p_first")
+
+    meta_judgement_id: str
+    candidate_id: str
+    prompt_id: str
+    iteration: int
+    first_judgement_id: str    # shown as Judgement A
+    second_judgement_id: str   # shown as Judgement B
+    model_hash: str
+    template_hash: str         # the meta-judge template's sha256
+    raw_output: str            # the reason it wrote before its verdict
+    p_first: float             # P(A) / (P(A) + P(B)) after `Better judgement:`
+    stage: str
+    seed: int | None
+    sampling: str | None
+    schema_version: int
+
+
+@dataclass(frozen=True)
+class JudgePairBuilt(Event):
+    """A judge-training preference pair: of one candidate's judgements, the one the meta-judge preferred most
+    (position-debiased win rate) vs the one it preferred least, with the judge prompt the model saw."""
+
+    ID_COLUMNS: ClassVar[tuple[str, ...]] = ("judge_pair_id", "candidate_id", "prompt_id", "chosen_judgement_id",
+                                             "rejected_judgement_id")
+    TABLE: ClassVar[str] = "judge_pairs"
+    ID_FIELD: ClassVar[str] = "judge_pair_id"
+    ID_FIELDS: ClassVar[tuple[str, ...]] = ("candidate_id", "iteration", "chosen_judgement_id", "rejected_judgement_id",
+                                            "chosen_win_rate", "rejected_win_rate", "model_hash", "template_hash")
+
+    judge_pair_id: str
+    candidate_id: str
+    prompt_id: str
+    iteration: int
+    chosen_judgement_id: str
+    rejected_judgement_id: str
+    chosen_win_rate: float     # mean debiased preference for it over the candidate's other judgements
+    rejected_win_rate: float
+    chosen_points: int         # the score each judgement's text states
+    rejected_points: int
+    judgements: int            # distinct judgements compared
+    prompt: str                # the judge prompt (user message), as the judge saw it
+    chosen: str                # the judgement texts trained on (justification closed by `Score: N`)
+    rejected: str
+    model_hash: str
+    template_hash: str         # the meta-judge template's sha256
+    stage: str
+    seed: int | None
+    sampling: str | None
+    schema_version: int
+
+
+@dataclass(frozen=True)
+class JudgePairSkipped(Event):
+    """A candidate drawn for meta-judging gave no judge pair: reason is tie or below_margin."""
+
+    ID_COLUMNS: ClassVar[tuple[str, ...]] = ("skip_id", "candidate_id", "prompt_id")
+    TABLE: ClassVar[str] = "skipped_judge_pairs"
+    ID_FIELD: ClassVar[str] = "skip_id"
+    ID_FIELDS: ClassVar[tuple[str, ...]] = ("candidate_id", "iteration", "reason", "model_hash", "template_hash")
+
+    skip_id: str
+    candidate_id: str
+    prompt_id: str
+    iteration: int
+    reason: str
+    judgements: int
+    top_win_rate: float
+    bottom_win_rate: float
+    model_hash: str
+    template_hash: str
+    stage: str
+    seed: int | None
+    sampling: str | None
+    schema_version: int
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (PromptAdded, CandidateGenerated, JudgementRecorded, PairBuilt,
                                         PromptRejected, PairSkipped, ReplyJudged, RewardModelJudged,
                                         EvalAnswerGenerated, GamePlayed, AnswerScored, InstructionAnswerChecked,
-                                        ReplyLogprobComputed, GuardChecked)
+                                        ReplyLogprobComputed, GuardChecked,
+                                        MetaJudgementRecorded, JudgePairBuilt, JudgePairSkipped)
 BY_TABLE: dict[str, type[Event]] = {cls.TABLE: cls for cls in EVENT_TYPES}

@@ -77,3 +77,25 @@ CREATE OR REPLACE VIEW guard_checks AS
   SELECT * REPLACE (
     CASE WHEN octet_length(CAST(check_id AS BLOB)) = 32 THEN lower(hex(CAST(check_id AS BLOB))) ELSE decode(CAST(check_id AS BLOB)) END AS check_id)
   FROM read_parquet('data/events/guard_checks/*/*.parquet', hive_partitioning = true, union_by_name = true);
+CREATE OR REPLACE VIEW meta_judgements AS
+  SELECT * REPLACE (
+    CASE WHEN octet_length(CAST(meta_judgement_id AS BLOB)) = 32 THEN lower(hex(CAST(meta_judgement_id AS BLOB))) ELSE decode(CAST(meta_judgement_id AS BLOB)) END AS meta_judgement_id,
+    CASE WHEN octet_length(CAST(candidate_id AS BLOB)) = 32 THEN lower(hex(CAST(candidate_id AS BLOB))) ELSE decode(CAST(candidate_id AS BLOB)) END AS candidate_id,
+    CASE WHEN octet_length(CAST(prompt_id AS BLOB)) = 32 THEN lower(hex(CAST(prompt_id AS BLOB))) ELSE decode(CAST(prompt_id AS BLOB)) END AS prompt_id,
+    CASE WHEN octet_length(CAST(first_judgement_id AS BLOB)) = 32 THEN lower(hex(CAST(first_judgement_id AS BLOB))) ELSE decode(CAST(first_judgement_id AS BLOB)) END AS first_judgement_id,
+    CASE WHEN octet_length(CAST(second_judgement_id AS BLOB)) = 32 THEN lower(hex(CAST(second_judgement_id AS BLOB))) ELSE decode(CAST(second_judgement_id AS BLOB)) END AS second_judgement_id)
+  FROM read_parquet('data/events/meta_judgements/*/*.parquet', hive_partitioning = true, union_by_name = true);
+CREATE OR REPLACE VIEW judge_pairs AS
+  SELECT * REPLACE (
+    CASE WHEN octet_length(CAST(judge_pair_id AS BLOB)) = 32 THEN lower(hex(CAST(judge_pair_id AS BLOB))) ELSE decode(CAST(judge_pair_id AS BLOB)) END AS judge_pair_id,
+    CASE WHEN octet_length(CAST(candidate_id AS BLOB)) = 32 THEN lower(hex(CAST(candidate_id AS BLOB))) ELSE decode(CAST(candidate_id AS BLOB)) END AS candidate_id,
+    CASE WHEN octet_length(CAST(prompt_id AS BLOB)) = 32 THEN lower(hex(CAST(prompt_id AS BLOB))) ELSE decode(CAST(prompt_id AS BLOB)) END AS prompt_id,
+    CASE WHEN octet_length(CAST(chosen_judgement_id AS BLOB)) = 32 THEN lower(hex(CAST(chosen_judgement_id AS BLOB))) ELSE decode(CAST(chosen_judgement_id AS BLOB)) END AS chosen_judgement_id,
+    CASE WHEN octet_length(CAST(rejected_judgement_id AS BLOB)) = 32 THEN lower(hex(CAST(rejected_judgement_id AS BLOB))) ELSE decode(CAST(rejected_judgement_id AS BLOB)) END AS rejected_judgement_id)
+  FROM read_parquet('data/events/judge_pairs/*/*.parquet', hive_partitioning = true, union_by_name = true);
+CREATE OR REPLACE VIEW skipped_judge_pairs AS
+  SELECT * REPLACE (
+    CASE WHEN octet_length(CAST(skip_id AS BLOB)) = 32 THEN lower(hex(CAST(skip_id AS BLOB))) ELSE decode(CAST(skip_id AS BLOB)) END AS skip_id,
+    CASE WHEN octet_length(CAST(candidate_id AS BLOB)) = 32 THEN lower(hex(CAST(candidate_id AS BLOB))) ELSE decode(CAST(candidate_id AS BLOB)) END AS candidate_id,
+    CASE WHEN octet_length(CAST(prompt_id AS BLOB)) = 32 THEN lower(hex(CAST(prompt_id AS BLOB))) ELSE decode(CAST(prompt_id AS BLOB)) END AS prompt_id)
+  FROM read_parquet('data/events/skipped_judge_pairs/*/*.parquet', hive_partitioning = true, union_by_name = true);

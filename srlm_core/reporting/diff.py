@@ -25,7 +25,8 @@ LABELS = ("rule", "tolerance", "reason")                # counted per value: how
 CONTENT = {"text", "detail"}                             # free text whose length is worth comparing,
 RAW = "raw_"                                             # as is a judge's raw output (any raw_* column)
 PROMPT_TEXT = {"prompts", "rejected_prompts"}            # tables whose own `text` is the prompt
-MARGINS = (("chosen_score", "rejected_score"), ("top_score", "bottom_score"))
+MARGINS = (("chosen_score", "rejected_score"), ("top_score", "bottom_score"),
+           ("chosen_win_rate", "rejected_win_rate"), ("top_win_rate", "bottom_win_rate"))   # judge pairs: meta-judge
 CLIP = 80
 
 
@@ -152,7 +153,7 @@ def diff(a: str, b: str, events_root: Path | str = DEFAULT_ROOT, examples: int =
     margin = next((f"r.{hi} - r.{lo}" for hi, lo in MARGINS if hi in columns and lo in columns), None)
     measures += ["margin"] if margin else []
     contents = [n for n, t in columns.items() if t is str and (n in CONTENT or n.startswith(RAW))]
-    contents += ["chosen", "rejected"] if pair_texts else []
+    contents += ["chosen", "rejected"] if pair_texts or {"chosen", "rejected"} <= columns.keys() else []   # judge_pairs
     labels = [n for n in LABELS if n in columns]
 
     con = _connect([*left.files, *right.files, *(f for fs in (*prompts.values(), *candidates.values()) for f in fs)])

@@ -2,16 +2,20 @@
 
 The reference log-probabilities are precomputed once, before training (exact, and no second
 model in memory): Mt itself for full fine-tuning, the adapter-disabled model for LoRA. With
-`pairs.positive_only` the AIFT data is (prompt, top response) and M(t+1) is SFT instead.
+`pairs.positive_only` the AIFT data is (prompt, top response) and M(t+1) is SFT instead. With
+`meta.enabled` the judge pairs of the meta stage are trained on beside the actor pairs, mixed
+per meta.judge_pair_ratio (docs/meta-judge.md).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..engine import runtime
@@ -32,6 +36,30 @@ from ..training.trainer import train as train_resumably
 log = logging.getLogger(__name__)
 
 
+PAIR_COLUMNS = pa.schema([("prompt", pa.string()), ("chosen", pa.string()), ("rejected", pa.string())])
+
+
+def fitting(pairs: pa.Table, tokenizer, max_length: int) -> tuple[pa.Table, int]:
+    """The pairs whose prompt and longer reply fit in max_length tokens as a chat, and how many do not: TRL
+    keeps the start of a longer sequence, so a judge pair (a long judge prompt) would lose its judgement,
+    the part that differs, or all of it."""
+    def tokens(prompt: str, reply: str) -> int:
+        chat = [{"role": "user", "content": prompt}, {"role": "assistant", "content": reply}]
+        return len(tokenizer(tokenizer.apply_chat_template(chat, tokenize=False), add_special_tokens=False).input_ids)
+
+    keep = [max(tokens(r["prompt"], r["chosen"]), tokens(r["prompt"], r["rejected"])) <= max_length
+            for r in pairs.select(PAIR_COLUMNS.names).to_pylist()]
+    return pairs.filter(pa.array(keep, pa.bool_())), keep.count(False)
+
+
+def mixed(actor: pa.Table, judge: pa.Table, ratio: float | None) -> tuple[pa.Table, int]:
+    """DPO's rows: every actor pair, then the judge pairs in their order up to ratio x the actor pairs
+    (rounded down; all of them when ratio is None); and how many judge pairs that is."""
+    used = judge.num_rows if ratio is None else min(judge.num_rows, math.floor(ratio * actor.num_rows))
+    rows = [t.select(PAIR_COLUMNS.names).cast(PAIR_COLUMNS) for t in (actor, judge.slice(0, used))]
+    return pa.concat_tables(rows), used
+
+
 def carry_forward(prev_dir: Path, out_dir: Path, training_data: dict, params_record: dict, metrics_dir: Path) -> dict:
     """M(t+1) = Mt unchanged, recorded as such (dpo.allow_empty)."""
     with staging(out_dir) as tmp:
@@ -46,19 +74,27 @@ def carry_forward(prev_dir: Path, out_dir: Path, training_data: dict, params_rec
 
 
 def run(params: Params, *, prev_dir: Path, aift_dir: Path, out_dir: Path, metrics_dir: Path,
-        judge_dir: Path | None = None, events_root: Path | None = None) -> dict | None:
+        judge_dir: Path | None = None, events_root: Path | None = None,
+        judge_pairs_dir: Path | None = None) -> dict | None:
     """Write M(t+1) and its metrics; the manifest, or None on the ranks other than the main one of a
-    multi-process run. `judge_dir` (M0) and `events_root` serve the checkpoint selection (dpo.eval_steps)."""
-    cfg = params.dpo
+    multi-process run. `judge_dir` (M0) and `events_root` serve the checkpoint selection (dpo.eval_steps);
+    `judge_pairs_dir`, the meta stage's output, is read when meta.enabled."""
+    cfg, meta = params.dpo, params.meta if params.meta.enabled else None
     summary = json.loads((aift_dir / "summary.json").read_text())
     train_path = aift_dir / "train.parquet"
     table = pq.read_table(train_path)
-    data_name = f"AIFT({prev_dir.name})"
-    training_data = {"name": data_name, **data_hashes([train_path]), "examples": table.num_rows,
+    data_name, files = f"AIFT({prev_dir.name})", [train_path]
+    if meta:
+        if judge_pairs_dir is None:
+            raise SrlmError("meta.enabled: DPO needs the meta stage's judge pairs (stages/dpo.py --judge-pairs)")
+        data_name = f"{data_name} + judge pairs({prev_dir.name})"
+        files.append(judge_pairs_dir / "train.parquet")
+    training_data = {"name": data_name, **data_hashes(files), "examples": table.num_rows,
                      "mode": summary["mode"]}
     dtype = runtime.checkpoint_dtype(params.model.dtype, params.generation.dtype)
     params_record = {"dpo": cfg.model_dump(), "pairs": params.pairs.model_dump(), "seed": params.seed,
-                     "train": launch.record(params.train), "model": sft.dtype_record(dtype)}
+                     "train": launch.record(params.train), "model": sft.dtype_record(dtype),
+                     **({"meta": meta.model_dump()} if meta else {})}
     if table.num_rows == 0:
         if not cfg.allow_empty:
             raise SrlmError(f"{train_path}: AIFT({prev_dir.name}) has no pairs (skipped prompts: "
@@ -80,6 +116,19 @@ def run(params: Params, *, prev_dir: Path, aift_dir: Path, out_dir: Path, metric
     model, tokenizer, prev_hash = runtime.load(prev_dir, for_training=True, dropout=cfg.dropout)
     journal = training_journal(out_dir, prev_hash, training_data["hash"], params_record)
     args = dpo_args(cfg, journal.dir, params.seed)
+    counts = {}
+    if meta:
+        judge_pairs, too_long = fitting(pq.read_table(files[1]), tokenizer, cfg.max_length)
+        if too_long and not judge_pairs.num_rows:
+            raise SrlmError(f"{files[1]}: none of the {too_long} judge pairs fits in dpo.max_length {cfg.max_length} "
+                            "tokens (at the default judge settings a judge pair takes up to ~760), so meta.enabled "
+                            "would change nothing; raise dpo.max_length (e.g. 1024)")
+        if too_long:
+            log.warning("%d of %d judge pairs do not fit in dpo.max_length %d and are left out; raise it", too_long,
+                        too_long + judge_pairs.num_rows, cfg.max_length)
+        table, used = mixed(table, judge_pairs, meta.judge_pair_ratio)
+        counts = {"actor_pairs": table.num_rows - used, "judge_pairs": used, "judge_pairs_too_long": too_long}
+        training_data.update(examples=table.num_rows, **counts)
     dataset = shared_dataset(preference_rows(table), journal.dir / "dataset", args)
     trainer = build_trainer(model, tokenizer, dataset, args, cfg, params.train.checkpoint_minutes)
     snapshots = journal.dir / "selection"
@@ -90,8 +139,8 @@ def run(params: Params, *, prev_dir: Path, aift_dir: Path, out_dir: Path, metric
             raise SrlmError("dpo.eval_steps saves the whole policy from the main process, which FSDP and DeepSpeed "
                             "shard; set dpo.eval_steps: 0 or train with plain data parallelism")
         trainer.add_callback(selection.SnapshotEvery(cfg.eval_steps, snapshots, tokenizer, prev_dir, dtype))
-    log.info("%s: DPO on %d pairs from %s (%s, beta %.2f)", out_dir.name, table.num_rows, prev_dir.name,
-             cfg.method, cfg.beta)
+    log.info("%s: DPO on %d pairs%s from %s (%s, beta %.2f)", out_dir.name, table.num_rows,
+             f" ({counts['judge_pairs']} of them judge pairs)" if meta else "", prev_dir.name, cfg.method, cfg.beta)
     launch.report(trainer, cfg)
     train_resumably(trainer, journal.dir)
     on_pairs = pair_metrics(trainer)
@@ -113,7 +162,7 @@ def run(params: Params, *, prev_dir: Path, aift_dir: Path, out_dir: Path, metric
         manifest = write_manifest(tmp, name=out_dir.name, kind=f"dpo-{cfg.method}", parent=prev_dir,
                                   training_data=training_data, params=params_record, extra=extra)
     write_metrics(trainer.state.log_history, metrics_dir,
-                  {"examples": table.num_rows, **on_pairs,
+                  {"examples": table.num_rows, **counts, **on_pairs,
                    **({"selected_step": chosen["chosen_step"]} if chosen else {})})
     journal.clear()
     return manifest

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from ..engine.backend import open_generator
 from ..errors import SrlmError
-from ..judges.judge import SCORE, STOP, parse_score
+from ..judges.judge import points, target
 from ..judges.runs import judge_resumably, make_judge, sampling_record
 from ..log.eventlog import EventLog
 from ..log.events import ReplyJudged
@@ -50,26 +50,6 @@ def group_verdict(replies: list[dict]) -> str | None:
         if better["points"] < worse["points"]:
             return "disagrees"
     return None
-
-
-def points(justification: str, score: float | None) -> int | None:
-    """The whole-point score a reply's EFT target states: the judge's own closing `Score: N` where the
-    justification has one (text method), else `score` (the mean over samples) rounded. None: unscored."""
-    stated = parse_score(justification.rstrip())
-    if stated is not None:
-        return int(stated)
-    return None if score is None else int(round(score))
-
-
-def target(justification: str, score: float | None) -> str:
-    """The judge's own justification, closed by `Score: N`, N = points(justification, score)."""
-    text = justification.rstrip()
-    if parse_score(text) is not None:   # text method: the model already closed with Score: N
-        return text[:list(SCORE.finditer(text))[-1].end()]
-    label = points(text, score)
-    if text.endswith(STOP):
-        return f"{text} {label}"
-    return f"{text}\nScore: {label}" if text else f"Score: {label}"
 
 
 def judged_reply(reply: dict, samples: list) -> dict:
