@@ -25,8 +25,8 @@ SMALL = {
                    "instructions": {"max_prompts": 4, "max_new_tokens": 16},
                    "evaluator": {"max_prompt_tokens": 48, "max_response_tokens": 48}},
 }
-LOOP_STAGES = ["sft_baseline", "eft", "sft", "prompts@M2", "candidates@M2", "judge@M2", "pairs@M2", "dpo@M2",
-               "guards@M2", "dpo@M3", "rm_eval@M3", "answers@M3", "h2h@M3_vs_M2", "instructions@M3", "logprobs@M0",
+LOOP_STAGES = ["sft_baseline", "eft", "sft", "prompts@M2", "candidates@M2", "judge@M2", "pairs@M2", "meta@M2",
+               "dpo@M2", "guards@M2", "dpo@M3", "rm_eval@M3", "answers@M3", "h2h@M3_vs_M2", "instructions@M3", "logprobs@M0",
                "logprobs@M3", "implicit@M3", "stats"]
 
 
