@@ -243,7 +243,7 @@ def test_report_is_self_contained(repo, chromium):
     # No scripts and nothing fetched from elsewhere: links only point into the run's own folders.
     assert "<script" not in page and "http://" not in page.replace("http://www.w3.org", "")
     assert "https://" not in page
-    assert page.count("<figure") == 12
+    assert page.count("<figure") == 14
     markdown = (repo / "reports" / "report.md").read_text()
     assert "| M3_vs_M2 |" in markdown and "](report_files/training_loss.svg)" in markdown
     assert (repo / "reports" / "report_files" / "training_loss.svg").is_file()
