@@ -22,6 +22,7 @@ SMALL = {
     # a random model's scores differ by ~0.003: the default margin (the real judge's noise) would drop every pair
     "pairs": {"min_margin": 0.0},
     "evaluation": {"rm_max_groups": 3, "answers": {"max_prompts": 4, "max_new_tokens": 16},
+                   "scores": {"samples": 1, "temperature": 0.0},
                    "instructions": {"max_prompts": 4, "max_new_tokens": 16},
                    "evaluator": {"max_prompt_tokens": 48, "max_response_tokens": 48}},
 }

@@ -59,9 +59,9 @@ def test_every_answer_is_scored_by_the_fixed_judge(tiny_srlm_model, tmp_path):
                       metrics_dir=tmp_path / "m2") == m   # one fixed seed: the same scores
 
 
-def test_by_default_one_greedy_judgement_per_answer(tiny_srlm_model, tmp_path):
+def test_one_greedy_judgement_per_answer(tiny_srlm_model, tmp_path):
     log, _ = eval_log(tmp_path / "events", {"SFT": ["Paris.", "Red.", "Eight."]})
-    m = scores.run(_params("M1", temperature=0.7), model="SFT", models_root=tiny_srlm_model.parent,
+    m = scores.run(_params("M1", {"samples": 1, "temperature": 0.0}, temperature=0.7), model="SFT", models_root=tiny_srlm_model.parent,
                    events_root=tmp_path / "events", metrics_dir=tmp_path / "metrics")
     rows = log.read(AnswerScored, "SFT").to_pylist()
     assert len(rows) == 3 and {r["sample_index"] for r in rows} == {0} and m["samples"] == 1
@@ -79,7 +79,7 @@ def test_the_real_base_model_scores_a_few_answers(real_m0, tmp_path):
     """SmolLM2-135M-Instruct as the fixed judge, defaults but one sample, on three answers."""
     log, _ = eval_log(tmp_path / "events", {"M1": ["The capital of France is Paris.", "Blue is a primary colour.",
                                                    "I like turtles."]})
-    m = scores.run(_params("M0", samples=1, max_new_tokens=16), model="M1", models_root=real_m0.parent,
+    m = scores.run(_params("M0", {"samples": 1}, max_new_tokens=16), model="M1", models_root=real_m0.parent,
                    events_root=tmp_path / "events", metrics_dir=tmp_path / "metrics")
     rows = log.read(AnswerScored, "M1").to_pylist()
     assert len(rows) == 3 and all(0 <= r["score"] <= 5 for r in rows)
