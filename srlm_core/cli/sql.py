@@ -35,7 +35,7 @@ def sql(
     memory_limit: str = typer.Option(MEMORY_LIMIT, "--memory-limit",
                                      help="DuckDB's memory limit, e.g. 2GB or 500MB; a query needing more fails."),
 ) -> None:
-    """Query the event log (tables: prompts, candidates, judgements, pairs).
+    """Query the event log: a view per event table (prompts, candidates, judgements, pairs, h2h_games, ...; --views lists them).
 
     Example: srlm sql "select iteration, source, count(*) from prompts group by all"
     """
