@@ -1,0 +1,113 @@
+"""Paired differences between two runs' models on the same held-out items (run B minus run A).
+
+Two runs of the loop (e.g. the default and one with meta-judging and length control) evaluate
+their models on the same held-out data, so a model of B can be compared with a model of A item by
+item: the fixed judge's score per prompt, reward-modelling agreement per ranked group, verifiable
+instructions per prompt, answer length per prompt. Each difference has a 95% bootstrap interval
+over the shared items (groups for reward modelling, as `rm_eval` resamples them).
+
+    python experiments/compare_runs.py --a /path/to/run_off --b /path/to/run_on --models M2 M3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import duckdb
+import numpy as np
+
+from srlm_core.reporting.win_rate import bootstrap_mean
+
+RESAMPLES, SEED = 2000, 0
+
+
+def table(con: duckdb.DuckDBPyConnection, run: Path, name: str, model: str) -> str:
+    folder = run / "data" / "events" / name / f"model={model}"
+    if not any(folder.rglob("*.parquet")):
+        raise SystemExit(f"{folder}: no events; run the evaluation stages of {model} in {run}")
+    return f"read_parquet('{folder.as_posix()}/**/*.parquet', union_by_name = true)"
+
+
+def per_prompt(con, run: Path, model: str) -> dict[str, dict[str, float]]:
+    """prompt id -> the fixed judge's mean score, the answer's characters, instructions followed."""
+    scores = dict(con.sql(f"select prompt_id::VARCHAR, avg(score) from {table(con, run, 'answer_scores', model)} "
+                          f"group by 1").fetchall())
+    chars = dict(con.sql(f"select prompt_id::VARCHAR, length(text) from {table(con, run, 'eval_answers', model)}")
+                 .fetchall())
+    followed = {o: (f, n) for o, f, n in con.sql(
+        f"select origin_id, followed, json_array_length(checks) from "
+        f"{table(con, run, 'instruction_answers', model)}").fetchall()}
+    return {"score": scores, "chars": chars, "followed": followed}
+
+
+def rm_groups(con, run: Path, model: str) -> dict[str, tuple[int, int]]:
+    """group id -> (ranked sibling pairs, pairs the judge orders as people did), as rm_metrics counts them."""
+    rows = con.sql(f"""
+        with replies as (select group_id::VARCHAR as g, reply_id, human_rank, avg(score) as score
+                         from {table(con, run, 'rm_judgements', model)} group by all)
+        select a.g, count(*), sum(case when a.score > b.score then 1 else 0 end)
+        from replies a join replies b on a.g = b.g and a.human_rank < b.human_rank
+        group by a.g""").fetchall()
+    return {g: (int(n), int(k)) for g, n, k in rows}
+
+
+def interval(diffs: np.ndarray) -> dict:
+    low, high = bootstrap_mean(diffs, RESAMPLES, SEED)
+    return {"diff": round(float(diffs.mean()), 6), "ci95_low": low, "ci95_high": high, "items": len(diffs)}
+
+
+def pooled_difference(a: dict[str, tuple[int, int]], b: dict[str, tuple[int, int]]) -> dict:
+    """B's pooled accuracy minus A's over the same groups, resampling groups (paired)."""
+    shared = sorted(set(a) & set(b))
+    counts = np.array([[a[g][0], a[g][1], b[g][1]] for g in shared], dtype=float)
+    picks = np.random.default_rng(SEED).integers(0, len(counts), size=(RESAMPLES, len(counts)))
+    pooled = counts[picks].sum(axis=1)
+    diffs = (pooled[:, 2] - pooled[:, 1]) / pooled[:, 0]
+    low, high = np.percentile(diffs, [2.5, 97.5])
+    total = counts.sum(axis=0)
+    return {"a": round(total[1] / total[0], 6), "b": round(total[2] / total[0], 6),
+            "diff": round((total[2] - total[1]) / total[0], 6),
+            "ci95_low": round(float(low), 6), "ci95_high": round(float(high), 6), "items": len(shared)}
+
+
+def compare(run_a: Path, run_b: Path, model: str) -> dict:
+    con = duckdb.connect()
+    a, b = per_prompt(con, run_a, model), per_prompt(con, run_b, model)
+    out = {}
+    for key in ("score", "chars"):
+        shared = sorted(set(a[key]) & set(b[key]))
+        out[key] = interval(np.array([b[key][p] - a[key][p] for p in shared], dtype=float))
+    shared = sorted(set(a["followed"]) & set(b["followed"]))
+    everything = [(a["followed"][p][0] == a["followed"][p][1], b["followed"][p][0] == b["followed"][p][1])
+                  for p in shared]
+    out["prompt_level"] = interval(np.array([int(y) - int(x) for x, y in everything], dtype=float))
+    out["instruction_level"] = pooled_difference({p: (a["followed"][p][1], a["followed"][p][0]) for p in shared},
+                                                 {p: (b["followed"][p][1], b["followed"][p][0]) for p in shared})
+    out["rm_accuracy"] = pooled_difference(rm_groups(con, run_a, model), rm_groups(con, run_b, model))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--a", type=Path, required=True, help="run A's repository (the baseline)")
+    parser.add_argument("--b", type=Path, required=True, help="run B's repository")
+    parser.add_argument("--models", nargs="+", default=["M2", "M3"])
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    args = parser.parse_args()
+    results = {m: compare(args.a, args.b, m) for m in args.models}
+    print("| model | fixed-judge score B - A | RM accuracy B - A | IF prompt-level B - A | IF instruction-level B - A "
+          "| answer chars B - A |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for m, r in results.items():
+        cell = {k: f"{v['diff']:+.3f} [{v['ci95_low']:+.3f}, {v['ci95_high']:+.3f}] ({v['items']})"
+                for k, v in r.items()}
+        print(f"| {m} | {cell['score']} | {cell['rm_accuracy']} | {cell['prompt_level']} | {cell['instruction_level']} "
+              f"| {cell['chars'].replace('.000', '')} |")
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""experiments/compare_runs.py: paired run-B-minus-run-A differences on the same held-out items."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import REPO
+
+spec = importlib.util.spec_from_file_location("compare_runs", REPO / "experiments" / "compare_runs.py")
+compare_runs = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(compare_runs)
+
+
+def write(run, table, rows):
+    folder = run / "data" / "events" / table / "model=M2"
+    folder.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows), folder / "part-0.parquet")
+
+
+def make_run(run, *, scores, chars, followed, rm_scores):
+    """Two prompts p0/p1 (one answer each, two judge samples), two instruction prompts with two
+    instructions each, one ranked group of three replies (human ranks 0 < 1 < 2)."""
+    write(run, "answer_scores", [{"prompt_id": p, "score": s + d} for p, s in zip(("p0", "p1"), scores)
+                                 for d in (-0.5, 0.5)])
+    write(run, "eval_answers", [{"prompt_id": p, "text": "x" * n} for p, n in zip(("p0", "p1"), chars)])
+    write(run, "instruction_answers", [{"origin_id": o, "followed": f, "checks": json.dumps([{}, {}])}
+                                       for o, f in zip(("i0", "i1"), followed)])
+    write(run, "rm_judgements", [{"group_id": "g", "reply_id": f"r{rank}", "human_rank": rank, "score": s}
+                                 for rank, s in enumerate(rm_scores)])
+
+
+def test_a_run_against_itself_differs_by_nothing(tmp_path):
+    make_run(tmp_path, scores=(2, 3), chars=(10, 20), followed=(2, 1), rm_scores=(3, 2, 1))
+    result = compare_runs.compare(tmp_path, tmp_path, "M2")
+    assert {k: v["diff"] for k, v in result.items()} == {
+        "score": 0, "chars": 0, "prompt_level": 0, "instruction_level": 0, "rm_accuracy": 0}
+    assert result["rm_accuracy"]["a"] == 1.0      # 3 > 2 > 1 agrees with ranks 0 < 1 < 2 on all 3 pairs
+
+
+def test_differences_are_b_minus_a_item_by_item(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    make_run(a, scores=(2, 3), chars=(10, 20), followed=(2, 1), rm_scores=(3, 2, 1))
+    make_run(b, scores=(3, 3), chars=(14, 20), followed=(2, 2), rm_scores=(1, 2, 3))
+    result = compare_runs.compare(a, b, "M2")
+    assert result["score"]["diff"] == pytest.approx(0.5)          # judge samples averaged per prompt first
+    assert result["chars"]["diff"] == pytest.approx(2.0)
+    assert result["prompt_level"]["diff"] == pytest.approx(0.5)   # i1 now follows both of its instructions
+    assert result["instruction_level"]["diff"] == pytest.approx(0.25)
+    assert (result["rm_accuracy"]["a"], result["rm_accuracy"]["b"]) == (1.0, 0.0)
+    assert result["rm_accuracy"]["diff"] == -1.0
+
+
+def test_a_model_without_events_is_named(tmp_path):
+    make_run(tmp_path, scores=(2, 3), chars=(10, 20), followed=(2, 1), rm_scores=(3, 2, 1))
+    with pytest.raises(SystemExit, match="M3"):
+        compare_runs.compare(tmp_path, tmp_path, "M3")
