@@ -62,7 +62,9 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args()
-    results = [json.loads(p.read_text()) for p in sorted(args.results.glob("*.json"))]
+    # the folder also holds other measurements (judge templates, injection) with their own docs
+    results = [r for r in (json.loads(p.read_text()) for p in sorted(args.results.glob("*.json")))
+               if r.get("name") in ORDER]
     text = render(results, (ROOT / "bench" / "gpu_section.md").read_text())
     tmp = args.out.with_suffix(".partial")
     tmp.write_text(text)
