@@ -18,12 +18,13 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
+from srlm_core.reporting.pointwise import paired
 from srlm_core.reporting.win_rate import bootstrap_mean
 
 RESAMPLES, SEED = 2000, 0
 
 
-def table(con: duckdb.DuckDBPyConnection, run: Path, name: str, model: str) -> str:
+def table(run: Path, name: str, model: str) -> str:
     folder = run / "data" / "events" / name / f"model={model}"
     if not any(folder.rglob("*.parquet")):
         raise SystemExit(f"{folder}: no events; run the evaluation stages of {model} in {run}")
@@ -32,13 +33,13 @@ def table(con: duckdb.DuckDBPyConnection, run: Path, name: str, model: str) -> s
 
 def per_prompt(con, run: Path, model: str) -> dict[str, dict[str, float]]:
     """prompt id -> the fixed judge's mean score, the answer's characters, instructions followed."""
-    scores = dict(con.sql(f"select prompt_id::VARCHAR, avg(score) from {table(con, run, 'answer_scores', model)} "
+    scores = dict(con.sql(f"select prompt_id::VARCHAR, avg(score) from {table(run, 'answer_scores', model)} "
                           f"group by 1").fetchall())
-    chars = dict(con.sql(f"select prompt_id::VARCHAR, length(text) from {table(con, run, 'eval_answers', model)}")
+    chars = dict(con.sql(f"select prompt_id::VARCHAR, length(text) from {table(run, 'eval_answers', model)}")
                  .fetchall())
     followed = {o: (f, n) for o, f, n in con.sql(
         f"select origin_id, followed, json_array_length(checks) from "
-        f"{table(con, run, 'instruction_answers', model)}").fetchall()}
+        f"{table(run, 'instruction_answers', model)}").fetchall()}
     return {"score": scores, "chars": chars, "followed": followed}
 
 
@@ -46,7 +47,7 @@ def rm_groups(con, run: Path, model: str) -> dict[str, tuple[int, int]]:
     """group id -> (ranked sibling pairs, pairs the judge orders as people did), as rm_metrics counts them."""
     rows = con.sql(f"""
         with replies as (select group_id::VARCHAR as g, reply_id, human_rank, avg(score) as score
-                         from {table(con, run, 'rm_judgements', model)} group by all)
+                         from {table(run, 'rm_judgements', model)} group by all)
         select a.g, count(*), sum(case when a.score > b.score then 1 else 0 end)
         from replies a join replies b on a.g = b.g and a.human_rank < b.human_rank
         group by a.g""").fetchall()
@@ -77,8 +78,9 @@ def compare(run_a: Path, run_b: Path, model: str) -> dict:
     a, b = per_prompt(con, run_a, model), per_prompt(con, run_b, model)
     out = {}
     for key in ("score", "chars"):
-        shared = sorted(set(a[key]) & set(b[key]))
-        out[key] = interval(np.array([b[key][p] - a[key][p] for p in shared], dtype=float))
+        d = paired(b[key], a[key], resamples=RESAMPLES, seed=SEED)
+        out[key] = {"diff": d["score_diff"], "ci95_low": d["score_diff_ci95_low"],
+                    "ci95_high": d["score_diff_ci95_high"], "items": d["score_prompts"]}
     shared = sorted(set(a["followed"]) & set(b["followed"]))
     everything = [(a["followed"][p][0] == a["followed"][p][1], b["followed"][p][0] == b["followed"][p][1])
                   for p in shared]
