@@ -166,7 +166,11 @@ def test_guard_checks_of_two_iterations_match_by_guard(tmp_path):
                                                   ("top_share", 0.0, "ok"))])
     result = diff("guard_checks@1", "guard_checks@2", log.root)
     assert result["overlap"] == {"key": "guard", "only_a": 0, "only_b": 0, "both": 2, "jaccard": 1.0}
-    assert result["scores"]["value"]["delta_mean"] == pytest.approx(0.3)
+    # each guard's value against its own: 1.1 -> 1.7 length growth, 0 -> 0 top share (never their mix)
+    guards = ("length_growth", "top_share")
+    assert set(result["scores"]) == {f"{c}[{g}]" for c in ("value", "threshold") for g in guards}
+    assert result["scores"]["value[length_growth]"]["delta_mean"] == pytest.approx(0.6)
+    assert result["scores"]["value[top_share]"]["delta_mean"] == 0.0
     text = runner.invoke(app, ["diff", "guard_checks@1", "guard_checks@2", "--events", str(log.root)]).output
     assert "by guard: 0 only in A, 0 only in B, 2 in both" in text
 

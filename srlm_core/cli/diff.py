@@ -32,7 +32,7 @@ def diff(
 
     --json keys: table; a, b: {label, path, rows};
     overlap: {key, only_a, only_b, both, jaccard};
-    scores, lengths: {column: {a, b, delta_mean}}, each side {count, nulls,
+    scores, lengths: {column: {a, b, delta_mean}} (guard_checks: {column[guard]: ...}), each side {count, nulls,
     mean, std, min, p25, median, p75, max}; labels: {column: {a, b}}, each side
     {value: rows} (pairs: rule, tolerance; skipped_pairs, rejected_prompts:
     reason); added (key only in B), removed

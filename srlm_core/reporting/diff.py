@@ -21,6 +21,7 @@ from ..log.query import SQL_TYPES, mixed_sql
 
 STATS = ("count", "nulls", "mean", "std", "min", "p25", "median", "p75", "max")
 NOT_MEASURES = {"seed", "schema_version", "iteration", "tolerance"}   # numeric, but labels rather than measurements
+PER_KEY = {"guard"}   # rows of different keys measure different things (a length ratio, a share): compared apart
 LABELS = ("rule", "tolerance", "reason")                # counted per value: how each row was chosen or skipped
 CONTENT = {"text", "detail"}                             # free text whose length is worth comparing,
 RAW = "raw_"                                             # as is a judge's raw output (any raw_* column)
@@ -178,7 +179,7 @@ def diff(a: str, b: str, events_root: Path | str = DEFAULT_ROOT, examples: int =
             **{name: {"label": side.label, "path": str(side.folder), "rows": counts[name]}
                for name, side in sides.items()},
             "overlap": {"key": key, **_overlap(con)},
-            "scores": {column: _compare(con, column) for column in measures},
+            "scores": _scores(con, measures, per_key=key in PER_KEY),
             "lengths": {column: _compare(con, f"length({column})") for column in contents},
             "labels": {column: {name: _counts(con, name, column) for name in sides} for column in labels},
             "added": _only_in(con, "b", "a", shown, examples),
@@ -205,10 +206,11 @@ def _overlap(con: duckdb.DuckDBPyConnection) -> dict:
     return {"only_a": only_a, "only_b": only_b, "both": both, "jaccard": both / union if union else None}
 
 
-def _stats(con: duckdb.DuckDBPyConnection, view: str, expr: str) -> dict:
+def _stats(con: duckdb.DuckDBPyConnection, view: str, expr: str, key: str | None = None) -> dict:
+    where, args = ("WHERE _key = ?", [key]) if key is not None else ("", [])
     row = con.execute(f"SELECT count({expr}), count(*) - count({expr}), avg({expr}), stddev_pop({expr}), "
                       f"min({expr}), quantile_cont({expr}, 0.25), median({expr}), quantile_cont({expr}, 0.75), "
-                      f"max({expr}) FROM {view}").fetchone()
+                      f"max({expr}) FROM {view} {where}", args).fetchone()
     return dict(zip(STATS, row))
 
 
@@ -219,8 +221,16 @@ def _counts(con: duckdb.DuckDBPyConnection, view: str, column: str) -> dict:
     return dict(rows)
 
 
-def _compare(con: duckdb.DuckDBPyConnection, expr: str) -> dict:
-    a, b = _stats(con, "a", expr), _stats(con, "b", expr)
+def _scores(con: duckdb.DuckDBPyConnection, measures: list[str], per_key: bool) -> dict:
+    """{column: comparison}, or with `per_key` {column[key]: comparison} for each key of either side."""
+    if not per_key:
+        return {column: _compare(con, column) for column in measures}
+    keys = [row[0] for row in con.execute("SELECT _key FROM a UNION SELECT _key FROM b ORDER BY 1").fetchall()]
+    return {f"{column}[{key}]": _compare(con, column, key) for column in measures for key in keys}
+
+
+def _compare(con: duckdb.DuckDBPyConnection, expr: str, key: str | None = None) -> dict:
+    a, b = _stats(con, "a", expr, key), _stats(con, "b", expr, key)
     delta = None if a["mean"] is None or b["mean"] is None else b["mean"] - a["mean"]
     return {"a": a, "b": b, "delta_mean": delta}
 
