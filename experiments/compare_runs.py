@@ -1,12 +1,16 @@
-"""Paired differences between two runs' models on the same held-out items (run B minus run A).
+"""Paired differences between two runs' models on the same held-out items (run B minus run A),
+or between two models of one run.
 
 Two runs of the loop (e.g. the default and one with meta-judging and length control) evaluate
 their models on the same held-out data, so a model of B can be compared with a model of A item by
 item: the fixed judge's score per prompt, reward-modelling agreement per ranked group, verifiable
 instructions per prompt, answer length per prompt. Each difference has a 95% bootstrap interval
-over the shared items (groups for reward modelling, as `rm_eval` resamples them).
+over the shared items (groups for reward modelling, as `rm_eval` resamples them). A model given
+as `X:Y` compares A's X with B's Y; with --b left out, B is A, so `--models SFT:M3` is M3 minus
+SFT in one run.
 
     python experiments/compare_runs.py --a /path/to/run_off --b /path/to/run_on --models M2 M3
+    python experiments/compare_runs.py --a /path/to/run --models SFT:M1 M1:M3 SFT:M3
 """
 
 from __future__ import annotations
@@ -73,9 +77,11 @@ def pooled_difference(a: dict[str, tuple[int, int]], b: dict[str, tuple[int, int
             "ci95_low": round(float(low), 6), "ci95_high": round(float(high), 6), "items": len(shared)}
 
 
-def compare(run_a: Path, run_b: Path, model: str) -> dict:
+def compare(run_a: Path, run_b: Path, model: str, model_b: str | None = None) -> dict:
+    """B's `model_b` (default: `model`) minus A's `model`, item by item."""
+    model_b = model_b or model
     con = duckdb.connect()
-    a, b = per_prompt(con, run_a, model), per_prompt(con, run_b, model)
+    a, b = per_prompt(con, run_a, model), per_prompt(con, run_b, model_b)
     out = {}
     for key in ("score", "chars"):
         d = paired(b[key], a[key], resamples=RESAMPLES, seed=SEED)
@@ -87,18 +93,19 @@ def compare(run_a: Path, run_b: Path, model: str) -> dict:
     out["prompt_level"] = interval(np.array([int(y) - int(x) for x, y in everything], dtype=float))
     out["instruction_level"] = pooled_difference({p: (a["followed"][p][1], a["followed"][p][0]) for p in shared},
                                                  {p: (b["followed"][p][1], b["followed"][p][0]) for p in shared})
-    out["rm_accuracy"] = pooled_difference(rm_groups(con, run_a, model), rm_groups(con, run_b, model))
+    out["rm_accuracy"] = pooled_difference(rm_groups(con, run_a, model), rm_groups(con, run_b, model_b))
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--a", type=Path, required=True, help="run A's repository (the baseline)")
-    parser.add_argument("--b", type=Path, required=True, help="run B's repository")
-    parser.add_argument("--models", nargs="+", default=["M2", "M3"])
+    parser.add_argument("--b", type=Path, help="run B's repository (default: run A)")
+    parser.add_argument("--models", nargs="+", default=["M2", "M3"],
+                        help="models compared: X (A's X vs B's X) or X:Y (A's X vs B's Y)")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
-    results = {m: compare(args.a, args.b, m) for m in args.models}
+    results = {m: compare(args.a, args.b or args.a, *m.split(":", 1)) for m in args.models}
     print("| model | fixed-judge score B - A | RM accuracy B - A | IF prompt-level B - A | IF instruction-level B - A "
           "| answer chars B - A |")
     print("| --- | --- | --- | --- | --- | --- |")

@@ -15,22 +15,22 @@ compare_runs = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(compare_runs)
 
 
-def write(run, table, rows):
-    folder = run / "data" / "events" / table / "model=M2"
+def write(run, table, rows, model="M2"):
+    folder = run / "data" / "events" / table / f"model={model}"
     folder.mkdir(parents=True)
     pq.write_table(pa.Table.from_pylist(rows), folder / "part-0.parquet")
 
 
-def make_run(run, *, scores, chars, followed, rm_scores):
+def make_run(run, *, scores, chars, followed, rm_scores, model="M2"):
     """Two prompts p0/p1 (one answer each, two judge samples), two instruction prompts with two
     instructions each, one ranked group of three replies (human ranks 0 < 1 < 2)."""
     write(run, "answer_scores", [{"prompt_id": p, "score": s + d} for p, s in zip(("p0", "p1"), scores)
-                                 for d in (-0.5, 0.5)])
-    write(run, "eval_answers", [{"prompt_id": p, "text": "x" * n} for p, n in zip(("p0", "p1"), chars)])
+                                 for d in (-0.5, 0.5)], model)
+    write(run, "eval_answers", [{"prompt_id": p, "text": "x" * n} for p, n in zip(("p0", "p1"), chars)], model)
     write(run, "instruction_answers", [{"origin_id": o, "followed": f, "checks": json.dumps([{}, {}])}
-                                       for o, f in zip(("i0", "i1"), followed)])
+                                       for o, f in zip(("i0", "i1"), followed)], model)
     write(run, "rm_judgements", [{"group_id": "g", "reply_id": f"r{rank}", "human_rank": rank, "score": s}
-                                 for rank, s in enumerate(rm_scores)])
+                                 for rank, s in enumerate(rm_scores)], model)
 
 
 def test_a_run_against_itself_differs_by_nothing(tmp_path):
@@ -58,3 +58,11 @@ def test_a_model_without_events_is_named(tmp_path):
     make_run(tmp_path, scores=(2, 3), chars=(10, 20), followed=(2, 1), rm_scores=(3, 2, 1))
     with pytest.raises(SystemExit, match="M3"):
         compare_runs.compare(tmp_path, tmp_path, "M3")
+
+
+def test_two_models_of_one_run(tmp_path):
+    """`X:Y` compares A's X with B's Y; with one run that is Y minus X on the same items."""
+    make_run(tmp_path, scores=(2, 3), chars=(10, 20), followed=(2, 1), rm_scores=(3, 2, 1), model="SFT")
+    make_run(tmp_path, scores=(3, 3), chars=(14, 20), followed=(2, 2), rm_scores=(1, 2, 3), model="M3")
+    result = compare_runs.compare(tmp_path, tmp_path, "SFT", "M3")
+    assert result["score"]["diff"] == pytest.approx(0.5) and result["rm_accuracy"]["diff"] == -1.0
