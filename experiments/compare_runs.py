@@ -22,10 +22,18 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
+from srlm_core.log.query import HEX
 from srlm_core.reporting.pointwise import paired
 from srlm_core.reporting.win_rate import bootstrap_mean
 
 RESAMPLES, SEED = 2000, 0
+
+
+def key(column: str) -> str:
+    """An id column as text that matches across schema versions: a 32-byte id (version 2 on) as its hex,
+    an older file's hex string (or a dataset's own id) as it is."""
+    blob = f"CAST({column} AS BLOB)"
+    return f"CASE WHEN octet_length({blob}) = 32 THEN {HEX.format(blob)} ELSE decode({blob}) END"
 
 
 def table(run: Path, name: str, model: str) -> str:
@@ -37,9 +45,9 @@ def table(run: Path, name: str, model: str) -> str:
 
 def per_prompt(con, run: Path, model: str) -> dict[str, dict[str, float]]:
     """prompt id -> the fixed judge's mean score, the answer's characters, instructions followed."""
-    scores = dict(con.sql(f"select prompt_id::VARCHAR, avg(score) from {table(run, 'answer_scores', model)} "
+    scores = dict(con.sql(f"select {key('prompt_id')}, avg(score) from {table(run, 'answer_scores', model)} "
                           f"group by 1").fetchall())
-    chars = dict(con.sql(f"select prompt_id::VARCHAR, length(text) from {table(run, 'eval_answers', model)}")
+    chars = dict(con.sql(f"select {key('prompt_id')}, length(text) from {table(run, 'eval_answers', model)}")
                  .fetchall())
     followed = {o: (f, n) for o, f, n in con.sql(
         f"select origin_id, followed, json_array_length(checks) from "
@@ -50,7 +58,7 @@ def per_prompt(con, run: Path, model: str) -> dict[str, dict[str, float]]:
 def rm_groups(con, run: Path, model: str) -> dict[str, tuple[int, int]]:
     """group id -> (ranked sibling pairs, pairs the judge orders as people did), as rm_metrics counts them."""
     rows = con.sql(f"""
-        with replies as (select group_id::VARCHAR as g, reply_id, human_rank, avg(score) as score
+        with replies as (select {key('group_id')} as g, reply_id, human_rank, avg(score) as score
                          from {table(run, 'rm_judgements', model)} group by all)
         select a.g, count(*), sum(case when a.score > b.score then 1 else 0 end)
         from replies a join replies b on a.g = b.g and a.human_rank < b.human_rank

@@ -66,3 +66,18 @@ def test_two_models_of_one_run(tmp_path):
     make_run(tmp_path, scores=(3, 3), chars=(14, 20), followed=(2, 2), rm_scores=(1, 2, 3), model="M3")
     result = compare_runs.compare(tmp_path, tmp_path, "SFT", "M3")
     assert result["score"]["diff"] == pytest.approx(0.5) and result["rm_accuracy"]["diff"] == -1.0
+
+
+def test_ids_match_across_schema_versions(tmp_path):
+    """A run whose ids are 32 bytes (schema version 2) pairs with one whose ids are hex strings (version 1)."""
+    ids = {name: bytes([n]) * 32 for n, name in enumerate(("p0", "p1"))}
+    a, b = tmp_path / "a", tmp_path / "b"
+    make_run(a, scores=(2, 3), chars=(10, 20), followed=(2, 1), rm_scores=(3, 2, 1))
+    make_run(b, scores=(3, 3), chars=(14, 20), followed=(2, 2), rm_scores=(1, 2, 3))
+    for run, encode in ((a, lambda p: ids[p]), (b, lambda p: ids[p].hex())):
+        for table in ("answer_scores", "eval_answers"):
+            path = run / "data" / "events" / table / "model=M2" / "part-0.parquet"
+            rows = pq.read_table(path).to_pylist()
+            pq.write_table(pa.Table.from_pylist([{**r, "prompt_id": encode(r["prompt_id"])} for r in rows]), path)
+    result = compare_runs.compare(a, b, "M2")
+    assert result["score"]["items"] == 2 and result["score"]["diff"] == pytest.approx(0.5)
