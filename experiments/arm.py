@@ -8,7 +8,7 @@ restored by `dvc checkout` instead of recomputed. --run then runs `dvc repro` th
 arm with another run item by item with experiments/compare_runs.py.
 
     python experiments/arm.py meta --set meta.enabled=true --set dpo.max_length=800 --run
-    python experiments/compare_runs.py --a . --b ../srlm-arm-meta
+    python experiments/compare_runs.py --a . --b ../<this folder>-arm-meta
 """
 
 from __future__ import annotations
