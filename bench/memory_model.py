@@ -179,6 +179,8 @@ def measure(shape: Shape, setup: Setup, steps: int = 2) -> dict:
                          intermediate_size=shape.intermediate, vocab_size=shape.vocab,
                          tie_word_embeddings=shape.tied, attn_implementation="sdpa")
     model = LlamaForCausalLM(config)
+    if setup.strategy == "ddp":   # one of the processes `torch.distributed.run` started (gloo on a CPU)
+        torch.distributed.init_process_group("gloo")
     if setup.checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if setup.method == "lora":
@@ -187,6 +189,8 @@ def measure(shape: Shape, setup: Setup, steps: int = 2) -> dict:
                                                  target_modules="all-linear", task_type="CAUSAL_LM"))
     model.train()
     trained = [p for p in model.parameters() if p.requires_grad]
+    if setup.strategy == "ddp":
+        model = torch.nn.parallel.DistributedDataParallel(model)
     optimizer = torch.optim.AdamW(trained, lr=1e-5)
     rows = setup.micro_batch * (2 if setup.dpo else 1)
     ids = torch.randint(0, shape.vocab, (rows, setup.seq_len))
@@ -201,29 +205,37 @@ def measure(shape: Shape, setup: Setup, steps: int = 2) -> dict:
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+    if setup.strategy == "ddp":
+        torch.distributed.destroy_process_group()
     return {"peak_bytes": _rss_bytes("VmHWM") - before, "trained": sum(p.numel() for p in trained),
             "params": sum(p.numel() for p in model.parameters())}
 
 
 def check_settings() -> list[tuple[str, Setup]]:
-    return [(name, Setup(method=method, checkpointing=ckpt, dpo=dpo, **CHECK))
-            for name in CHECK_SHAPES for method in ("full", "lora") for dpo in (False, True) for ckpt in (False, True)]
+    """One process, every method: both models; DDP over two processes (the only strategy a CPU runs):
+    the small one."""
+    one = [(name, Setup(method=method, checkpointing=ckpt, dpo=dpo, **CHECK))
+           for name in CHECK_SHAPES for method in ("full", "lora") for dpo in (False, True) for ckpt in (False, True)]
+    return one + [("135M", Setup(strategy="ddp", devices=2, checkpointing=ckpt, **CHECK)) for ckpt in (False, True)]
 
 
 def run_check(out: Path | None) -> list[dict]:
     results = []
     for name, setup in check_settings():
         # A fresh process per setting: its peak memory is its own.
-        proc = subprocess.run([sys.executable, __file__, "--measure", name, json.dumps(dataclasses.asdict(setup))],
+        launch = [sys.executable] + (["-m", "torch.distributed.run", f"--nproc_per_node={setup.devices}"]
+                                     if setup.strategy == "ddp" else [])
+        proc = subprocess.run([*launch, __file__, "--measure", name, json.dumps(dataclasses.asdict(setup))],
                               capture_output=True, text=True, check=True,
                               env={**os.environ, "PYTHONWARNINGS": "ignore"})
-        measured = json.loads(proc.stdout.strip().splitlines()[-1])
+        ranks = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+        measured = max(ranks, key=lambda r: r["peak_bytes"])   # the fullest process
         predicted = predict(CHECK_SHAPES[name], setup)
         row = {"model": name, **dataclasses.asdict(setup), **measured,
                "predicted_bytes": predicted["total"], "components": predicted,
                "error": predicted["total"] / measured["peak_bytes"] - 1}
         results.append(row)
-        print(f"{name} {setup.method:4s} {'dpo' if setup.dpo else 'sft'} ckpt={setup.checkpointing!s:5s} "
+        print(f"{name} {setup.strategy:6s} {setup.method:4s} {'dpo' if setup.dpo else 'sft'} ckpt={setup.checkpointing!s:5s} "
               f"measured {measured['peak_bytes'] / GIB:6.2f} GiB  predicted {predicted['total'] / GIB:6.2f} GiB  "
               f"error {row['error']:+.1%}", flush=True)
     if out:
