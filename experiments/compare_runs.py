@@ -4,8 +4,10 @@ or between two models of one run.
 Two runs of the loop (e.g. the default and one with meta-judging and length control) evaluate
 their models on the same held-out data, so a model of B can be compared with a model of A item by
 item: the fixed judge's score per prompt, reward-modelling agreement per ranked group, verifiable
-instructions per prompt, answer length per prompt. Each difference has a 95% bootstrap interval
-over the shared items (groups for reward modelling, as `rm_eval` resamples them). A model given
+instructions per prompt, answer length per prompt, and the implicit reward against the SFT baseline
+per human-ranked sibling pair (does log p_model - log p_SFT rise more for the reply people
+preferred). Each difference has a 95% bootstrap interval over the shared items (groups for reward
+modelling, as `rm_eval` resamples them; trees for the implicit reward, as `implicit` does). A model given
 as `X:Y` compares A's X with B's Y; with --b left out, B is A, so `--models SFT:M3` is M3 minus
 SFT in one run.
 
@@ -66,12 +68,29 @@ def rm_groups(con, run: Path, model: str) -> dict[str, tuple[int, int]]:
     return {g: (int(n), int(k)) for g, n, k in rows}
 
 
+def implicit_trees(con, run: Path, model: str) -> dict[str, tuple[int, float]]:
+    """tree -> (human-ranked sibling pairs, pairs whose preferred reply gains more implicit reward against the
+    SFT baseline, ties 1/2), over the held-out replies both models scored, as implicit_metrics counts them."""
+    heldout = (run / "data" / "processed" / "heldout_ranked.parquet").as_posix()
+    rows = con.sql(f"""
+        with r as (select h.tree_id, h.group_id, h.rank, m.logprob - s.logprob as reward
+                   from read_parquet('{heldout}') h
+                   join {table(run, 'reply_logprobs', model)} m on {key('m.reply_id')} = h.reply_id
+                   join {table(run, 'reply_logprobs', 'SFT')} s on {key('s.reply_id')} = h.reply_id
+                   where m.logprob is not null and s.logprob is not null)
+        select a.tree_id, count(*),
+               sum(case when a.reward > b.reward then 1.0 when a.reward = b.reward then 0.5 else 0.0 end)
+        from r a join r b on a.group_id = b.group_id and a.rank < b.rank
+        group by 1""").fetchall()
+    return {t: (int(n), float(k)) for t, n, k in rows}
+
+
 def interval(diffs: np.ndarray) -> dict:
     low, high = bootstrap_mean(diffs, RESAMPLES, SEED)
     return {"diff": round(float(diffs.mean()), 6), "ci95_low": low, "ci95_high": high, "items": len(diffs)}
 
 
-def pooled_difference(a: dict[str, tuple[int, int]], b: dict[str, tuple[int, int]]) -> dict:
+def pooled_difference(a: dict[str, tuple[int, float]], b: dict[str, tuple[int, float]]) -> dict:
     """B's pooled accuracy minus A's over the same groups, resampling groups (paired)."""
     shared = sorted(set(a) & set(b))
     counts = np.array([[a[g][0], a[g][1], b[g][1]] for g in shared], dtype=float)
@@ -102,6 +121,7 @@ def compare(run_a: Path, run_b: Path, model: str, model_b: str | None = None) ->
     out["instruction_level"] = pooled_difference({p: (a["followed"][p][1], a["followed"][p][0]) for p in shared},
                                                  {p: (b["followed"][p][1], b["followed"][p][0]) for p in shared})
     out["rm_accuracy"] = pooled_difference(rm_groups(con, run_a, model), rm_groups(con, run_b, model_b))
+    out["implicit_vs_sft"] = pooled_difference(implicit_trees(con, run_a, model), implicit_trees(con, run_b, model_b))
     return out
 
 
@@ -114,14 +134,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
     results = {m: compare(args.a, args.b or args.a, *m.split(":", 1)) for m in args.models}
-    print("| model | fixed-judge score B - A | RM accuracy B - A | IF prompt-level B - A | IF instruction-level B - A "
-          "| answer chars B - A |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| model | fixed-judge score B - A | RM accuracy B - A | implicit acc. vs SFT B - A | IF prompt-level B - A "
+          "| IF instruction-level B - A | answer chars B - A |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for m, r in results.items():
         cell = {k: f"{v['diff']:+.3f} [{v['ci95_low']:+.3f}, {v['ci95_high']:+.3f}] ({v['items']})"
                 for k, v in r.items()}
-        print(f"| {m} | {cell['score']} | {cell['rm_accuracy']} | {cell['prompt_level']} | {cell['instruction_level']} "
-              f"| {cell['chars'].replace('.000', '')} |")
+        print(f"| {m} | {cell['score']} | {cell['rm_accuracy']} | {cell['implicit_vs_sft']} | {cell['prompt_level']} "
+              f"| {cell['instruction_level']} | {cell['chars'].replace('.000', '')} |")
     if args.out:
         args.out.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
 

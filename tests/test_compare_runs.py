@@ -21,9 +21,10 @@ def write(run, table, rows, model="M2"):
     pq.write_table(pa.Table.from_pylist(rows), folder / "part-0.parquet")
 
 
-def make_run(run, *, scores, chars, followed, rm_scores, model="M2"):
+def make_run(run, *, scores, chars, followed, rm_scores, logprobs=(0, 0, 0), model="M2"):
     """Two prompts p0/p1 (one answer each, two judge samples), two instruction prompts with two
-    instructions each, one ranked group of three replies (human ranks 0 < 1 < 2)."""
+    instructions each, one ranked group of three replies (human ranks 0 < 1 < 2) in one tree, which
+    the SFT baseline gives log-prob 0 each and `model` `logprobs`."""
     write(run, "answer_scores", [{"prompt_id": p, "score": s + d} for p, s in zip(("p0", "p1"), scores)
                                  for d in (-0.5, 0.5)], model)
     write(run, "eval_answers", [{"prompt_id": p, "text": "x" * n} for p, n in zip(("p0", "p1"), chars)], model)
@@ -31,20 +32,29 @@ def make_run(run, *, scores, chars, followed, rm_scores, model="M2"):
                                        for o, f in zip(("i0", "i1"), followed)], model)
     write(run, "rm_judgements", [{"group_id": "g", "reply_id": f"r{rank}", "human_rank": rank, "score": s}
                                  for rank, s in enumerate(rm_scores)], model)
+    heldout = run / "data" / "processed" / "heldout_ranked.parquet"
+    if not heldout.exists():
+        heldout.parent.mkdir(parents=True)
+        pq.write_table(pa.Table.from_pylist([{"tree_id": "t", "group_id": "g", "reply_id": f"r{rank}", "rank": rank}
+                                             for rank in range(3)]), heldout)
+        write(run, "reply_logprobs", [{"reply_id": f"r{rank}", "logprob": 0.0} for rank in range(3)], "SFT")
+    if model != "SFT":
+        write(run, "reply_logprobs", [{"reply_id": f"r{rank}", "logprob": float(lp)}
+                                      for rank, lp in enumerate(logprobs)], model)
 
 
 def test_a_run_against_itself_differs_by_nothing(tmp_path):
     make_run(tmp_path, scores=(2, 3), chars=(10, 20), followed=(2, 1), rm_scores=(3, 2, 1))
     result = compare_runs.compare(tmp_path, tmp_path, "M2")
     assert {k: v["diff"] for k, v in result.items()} == {
-        "score": 0, "chars": 0, "prompt_level": 0, "instruction_level": 0, "rm_accuracy": 0}
+        "score": 0, "chars": 0, "prompt_level": 0, "instruction_level": 0, "rm_accuracy": 0, "implicit_vs_sft": 0}
     assert result["rm_accuracy"]["a"] == 1.0      # 3 > 2 > 1 agrees with ranks 0 < 1 < 2 on all 3 pairs
 
 
 def test_differences_are_b_minus_a_item_by_item(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     make_run(a, scores=(2, 3), chars=(10, 20), followed=(2, 1), rm_scores=(3, 2, 1))
-    make_run(b, scores=(3, 3), chars=(14, 20), followed=(2, 2), rm_scores=(1, 2, 3))
+    make_run(b, scores=(3, 3), chars=(14, 20), followed=(2, 2), rm_scores=(1, 2, 3), logprobs=(-1, -2, -3))
     result = compare_runs.compare(a, b, "M2")
     assert result["score"]["diff"] == pytest.approx(0.5)          # judge samples averaged per prompt first
     assert result["chars"]["diff"] == pytest.approx(2.0)
@@ -52,6 +62,8 @@ def test_differences_are_b_minus_a_item_by_item(tmp_path):
     assert result["instruction_level"]["diff"] == pytest.approx(0.25)
     assert (result["rm_accuracy"]["a"], result["rm_accuracy"]["b"]) == (1.0, 0.0)
     assert result["rm_accuracy"]["diff"] == -1.0
+    # A's M2 did not move from SFT (every pair a tie, 1/2); B's gained most on the best reply: all 3 pairs
+    assert (result["implicit_vs_sft"]["a"], result["implicit_vs_sft"]["b"]) == (0.5, 1.0)
 
 
 def test_a_model_without_events_is_named(tmp_path):
@@ -63,9 +75,11 @@ def test_a_model_without_events_is_named(tmp_path):
 def test_two_models_of_one_run(tmp_path):
     """`X:Y` compares A's X with B's Y; with one run that is Y minus X on the same items."""
     make_run(tmp_path, scores=(2, 3), chars=(10, 20), followed=(2, 1), rm_scores=(3, 2, 1), model="SFT")
-    make_run(tmp_path, scores=(3, 3), chars=(14, 20), followed=(2, 2), rm_scores=(1, 2, 3), model="M3")
+    make_run(tmp_path, scores=(3, 3), chars=(14, 20), followed=(2, 2), rm_scores=(1, 2, 3), logprobs=(1, 2, 3),
+             model="M3")
     result = compare_runs.compare(tmp_path, tmp_path, "SFT", "M3")
     assert result["score"]["diff"] == pytest.approx(0.5) and result["rm_accuracy"]["diff"] == -1.0
+    assert result["implicit_vs_sft"]["diff"] == -0.5   # SFT against itself ties (1/2); M3 favours the worst
 
 
 def test_ids_match_across_schema_versions(tmp_path):
