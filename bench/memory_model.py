@@ -153,6 +153,10 @@ def scale_table() -> str:
 
 CHECK_SHAPES = {"135M": SMOLLM2_135M, "360M": SMOLLM2_360M}
 CHECK = dict(micro_batch=2, seq_len=256, weight_bytes=4, activation_bytes=4)   # fp32: this CPU has no bf16
+# glibc serves every allocation over 128 KiB with its own mapping and unmaps it when freed, so the resident
+# size follows the live tensors; with its default (a threshold that grows) freed activations stay resident
+# and the peak is the allocator's, not the model's (the GPU analogue is the caching allocator's slack).
+MEASURE_ENV = {"PYTHONWARNINGS": "ignore", "MALLOC_MMAP_THRESHOLD_": "131072"}
 
 
 def _rss_bytes(field: str) -> int:
@@ -226,8 +230,7 @@ def run_check(out: Path | None) -> list[dict]:
         launch = [sys.executable] + (["-m", "torch.distributed.run", f"--nproc_per_node={setup.devices}"]
                                      if setup.strategy == "ddp" else [])
         proc = subprocess.run([*launch, __file__, "--measure", name, json.dumps(dataclasses.asdict(setup))],
-                              capture_output=True, text=True, check=True,
-                              env={**os.environ, "PYTHONWARNINGS": "ignore"})
+                              capture_output=True, text=True, check=True, env={**os.environ, **MEASURE_ENV})
         ranks = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
         measured = max(ranks, key=lambda r: r["peak_bytes"])   # the fullest process
         predicted = predict(CHECK_SHAPES[name], setup)
@@ -235,7 +238,8 @@ def run_check(out: Path | None) -> list[dict]:
                "predicted_bytes": predicted["total"], "components": predicted,
                "error": predicted["total"] / measured["peak_bytes"] - 1}
         results.append(row)
-        print(f"{name} {setup.strategy:6s} {setup.method:4s} {'dpo' if setup.dpo else 'sft'} ckpt={setup.checkpointing!s:5s} "
+        kind = "dpo" if setup.dpo else "sft"
+        print(f"{name} {setup.strategy:6s} {setup.method:4s} {kind} ckpt={setup.checkpointing!s:5s} "
               f"measured {measured['peak_bytes'] / GIB:6.2f} GiB  predicted {predicted['total'] / GIB:6.2f} GiB  "
               f"error {row['error']:+.1%}", flush=True)
     if out:
