@@ -152,7 +152,7 @@ def scale_table() -> str:
 # --- the check on this CPU ----------------------------------------------------------------------
 
 CHECK_SHAPES = {"135M": SMOLLM2_135M, "360M": SMOLLM2_360M}
-CHECK = dict(micro_batch=2, seq_len=256, weight_bytes=4, activation_bytes=4)   # fp32: this CPU has no bf16
+CHECK = dict(micro_batch=2, seq_len=256, weight_bytes=4, activation_bytes=4)   # fp32 throughout, no autocast
 # glibc serves every allocation over 128 KiB with its own mapping and unmaps it when freed, so the resident
 # size follows the live tensors; with its default (a threshold that grows) freed activations stay resident
 # and the peak is the allocator's, not the model's (the GPU analogue is the caching allocator's slack).
