@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,10 @@ def make_arm(name: str, params_file: Path, assignments: list[str], root: Path = 
     subprocess.run(["git", "clone", "-q", str(root), str(arm)], check=True)
     with (arm / "params.yaml").open("w") as out:
         yaml.dump(params, out)
+    # The run's own lock, committed or not (a run in a clone with edited params is not), so that
+    # `dvc checkout` below restores what that run produced.
+    if (root / "dvc.lock").exists():
+        shutil.copy2(root / "dvc.lock", arm / "dvc.lock")
     dvc = [sys.executable, "-m", "dvc"]
     subprocess.run([*dvc, "cache", "dir", "--local", str(root / ".dvc" / "cache")], cwd=arm, check=True)
     subprocess.run([*dvc, "config", "--local", "cache.type", "hardlink,copy"], cwd=arm, check=True)
