@@ -1,11 +1,13 @@
 """One arm of an experiment: this repository's code with some params changed, run beside it.
 
-Makes a clone next to the repository (so `../shared` still resolves), writes its params.yaml
-(this repository's, or --params, with each --set applied, comments kept), and points its DVC
-cache at this repository's, so every stage whose inputs are unchanged (M0, the SFT baseline, M1,
-the first iteration's data and their evaluation, when the changes only touch later stages) is
-restored by `dvc checkout` instead of recomputed. --run then runs `dvc repro` there. Compare the
-arm with another run item by item with experiments/compare_runs.py.
+Makes a clone next to the repository (so `../shared` still resolves) with the repository's
+uncommitted changes to tracked files (its dvc.lock, metrics and reports when the run there is
+not committed), writes its params.yaml (this repository's, or --params, with each --set
+applied, comments kept), and points its DVC cache at this repository's, so every stage whose
+inputs are unchanged (M0, the SFT baseline, M1, the first iteration's data and their
+evaluation, when the changes only touch later stages) is restored by `dvc checkout` instead of
+recomputed. --run then runs `dvc repro` there. Compare the arm with another run item by item
+with experiments/compare_runs.py.
 
     python experiments/arm.py meta --set meta.enabled=true --set dpo.max_length=800 --run
     python experiments/compare_runs.py --a . --b ../<this folder>-arm-meta
@@ -56,10 +58,14 @@ def make_arm(name: str, params_file: Path, assignments: list[str], root: Path = 
     subprocess.run(["git", "clone", "-q", str(root), str(arm)], check=True)
     with (arm / "params.yaml").open("w") as out:
         yaml.dump(params, out)
-    # The run's own lock, committed or not (a run in a clone with edited params is not), so that
-    # `dvc checkout` below restores what that run produced.
-    if (root / "dvc.lock").exists():
-        shutil.copy2(root / "dvc.lock", arm / "dvc.lock")
+    # The run's working tree, committed or not (a run in a clone with edited params is not): its
+    # dvc.lock, so that `dvc checkout` below restores what that run produced, and the outputs git
+    # tracks (metrics/, reports/stats.json: DVC does not cache them), so those stages are current too.
+    changed = subprocess.run(["git", "diff", "--name-only", "-z", "HEAD"], cwd=root, capture_output=True,
+                             text=True, check=True).stdout.split("\0")
+    for name in filter(None, changed):
+        if name != "params.yaml" and (root / name).is_file():
+            shutil.copy2(root / name, arm / name)
     dvc = [sys.executable, "-m", "dvc"]
     subprocess.run([*dvc, "cache", "dir", "--local", str(root / ".dvc" / "cache")], cwd=arm, check=True)
     subprocess.run([*dvc, "config", "--local", "cache.type", "hardlink,copy"], cwd=arm, check=True)

@@ -48,13 +48,20 @@ def test_make_arm_clones_with_changed_params_and_the_shared_cache(tmp_path):
     subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root, check=True)
     subprocess.run([*git, "add", "-A"], cwd=root, check=True)
     subprocess.run([*git, "commit", "-qm", "init"], cwd=root, check=True)
-    (root / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")   # the run's lock, not committed
+    (root / "metrics").mkdir()
+    (root / "metrics" / "m.json").write_text("{}")
+    (root / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
+    subprocess.run([*git, "add", "-A"], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-qm", "an earlier run"], cwd=root, check=True)
+    (root / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n# the run\n")   # the run's lock and metrics,
+    (root / "metrics" / "m.json").write_text('{"run": 1}')                        # not committed
 
     out = arm.make_arm("lc", root / "params.yaml", ["pairs.length_control.enabled=true"], root=root)
 
     assert out == tmp_path / "srlm-arm-lc"
     assert (out / "params.yaml").read_text() == PARAMS.replace("    enabled: false\n", "    enabled: true\n")
     assert (out / "dvc.lock").read_text() == (root / "dvc.lock").read_text()
+    assert (out / "metrics" / "m.json").read_text() == '{"run": 1}'
     local = (out / ".dvc" / "config.local").read_text()
     assert f"dir = {root / '.dvc' / 'cache'}" in local and 'type = "hardlink,copy"' in local
     with pytest.raises(SystemExit, match="exists"):
