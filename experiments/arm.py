@@ -48,7 +48,7 @@ def set_values(params: dict, assignments: list[str]) -> dict:
 
 
 def make_arm(name: str, params_file: Path, assignments: list[str], root: Path = ROOT) -> Path:
-    """The arm's clone, ready for `dvc repro`: committed code of `root`, the arm's params, `root`'s DVC cache."""
+    """The arm's clone, ready for `dvc repro`: `root`'s tracked files as they are, the arm's params, its cache."""
     arm = root.parent / f"{root.name}-arm-{name}"
     if arm.exists():
         raise SystemExit(f"{arm} exists: remove it, or run `dvc repro` in it to resume that arm")

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import defaultdict
 from pathlib import Path
 
 import duckdb
 import numpy as np
 
 from srlm_core.log.query import HEX
+from srlm_core.reporting.implicit_metrics import sibling_pairs
 from srlm_core.reporting.pointwise import paired
 from srlm_core.reporting.win_rate import bootstrap_mean
 
@@ -70,19 +72,22 @@ def rm_groups(con, run: Path, model: str) -> dict[str, tuple[int, int]]:
 
 def implicit_trees(con, run: Path, model: str) -> dict[str, tuple[int, float]]:
     """tree -> (human-ranked sibling pairs, pairs whose preferred reply gains more implicit reward against the
-    SFT baseline, ties 1/2), over the held-out replies both models scored, as implicit_metrics counts them."""
+    SFT baseline, ties 1/2), over the held-out replies both models scored, with implicit_metrics' pairs."""
     heldout = (run / "data" / "processed" / "heldout_ranked.parquet").as_posix()
-    rows = con.sql(f"""
-        with r as (select h.tree_id, h.group_id, h.rank, m.logprob - s.logprob as reward
-                   from read_parquet('{heldout}') h
-                   join {table(run, 'reply_logprobs', model)} m on {key('m.reply_id')} = h.reply_id
-                   join {table(run, 'reply_logprobs', 'SFT')} s on {key('s.reply_id')} = h.reply_id
-                   where m.logprob is not null and s.logprob is not null)
-        select a.tree_id, count(*),
-               sum(case when a.reward > b.reward then 1.0 when a.reward = b.reward then 0.5 else 0.0 end)
-        from r a join r b on a.group_id = b.group_id and a.rank < b.rank
-        group by 1""").fetchall()
-    return {t: (int(n), float(k)) for t, n, k in rows}
+    names = ["tree_id", "group_id", "rank", "reward"]
+    rows = [dict(zip(names, row)) for row in con.sql(f"""
+        select h.tree_id, h.group_id, h.rank, m.logprob - s.logprob
+        from read_parquet('{heldout}') h
+        join {table(run, 'reply_logprobs', model)} m on {key('m.reply_id')} = h.reply_id
+        join {table(run, 'reply_logprobs', 'SFT')} s on {key('s.reply_id')} = h.reply_id
+        where m.logprob is not null and s.logprob is not null""").fetchall()]
+    trees: dict[str, list] = defaultdict(lambda: [0, 0.0])
+    for better, worse in sibling_pairs(rows):
+        margin = better["reward"] - worse["reward"]
+        tree = trees[better["tree_id"]]
+        tree[0] += 1
+        tree[1] += 1.0 if margin > 0 else 0.5 if margin == 0 else 0.0
+    return {t: (n, k) for t, (n, k) in trees.items()}
 
 
 def interval(diffs: np.ndarray) -> dict:
