@@ -18,6 +18,8 @@ from srlm_core.log.events import (
     PairBuilt,
     PromptAdded,
     ReplyLogprobComputed,
+    ids_from_hex,
+    ids_to_hex,
     sampling_json,
 )
 
@@ -170,6 +172,15 @@ def test_ids_are_stored_as_32_bytes_and_read_as_hex(tmp_path):
     row = log.read(PairBuilt).to_pylist()[0]
     assert stored["chosen_id"] == bytes.fromhex(row["chosen_id"]) and row["rejected_id"] == "e" * 64
     assert log.read(PairBuilt, hex_ids=False).to_pylist() == [stored]
+
+
+def test_hex_conversion_round_trips_every_byte_and_slices():
+    """Every byte value, in both digit positions, through whole and sliced (offset) chunks."""
+    ids = [bytes((b + k) % 256 for k in range(32)) for b in range(256)]
+    chunked = pa.chunked_array([pa.array(ids[:100], ID_TYPE), pa.array(ids[100:], ID_TYPE)])
+    assert ids_to_hex(chunked).to_pylist() == [i.hex() for i in ids]
+    assert ids_to_hex(pa.array(ids, ID_TYPE).slice(7, 50)).to_pylist() == [i.hex() for i in ids[7:57]]
+    assert ids_from_hex(ids_to_hex(chunked)).to_pylist() == ids
 
 
 def test_an_id_that_is_not_hex_is_refused(tmp_path):

@@ -26,7 +26,8 @@ from ..hashing import row_id
 _ARROW = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
 ID_TYPE = pa.binary(32)   # a row id as stored: the 32 bytes of its sha256 (fixed_size_binary(32))
 _HEX_ID = re.compile(r"[0-9a-f]{64}")
-_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+# byte -> its two hex digits as one little-endian 16-bit value, so the digits land in memory in order
+_HEX_PAIRS = np.array([int.from_bytes(f"{b:02x}".encode(), "little") for b in range(256)], dtype="<u2")
 _NIBBLE = np.full(256, 255, dtype=np.uint8)
 _NIBBLE[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, dtype=np.uint8)
 
@@ -49,11 +50,9 @@ def ids_to_hex(values: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
         n = len(chunk)
         raw = np.frombuffer(chunk.buffers()[1], dtype=np.uint8, count=32 * (chunk.offset + n))[32 * chunk.offset:]
         raw = raw.reshape(n, 32)
-        hexed = np.empty((n, 64), dtype=np.uint8)
-        hexed[:, 0::2] = _HEX_DIGITS[raw >> 4]
-        hexed[:, 1::2] = _HEX_DIGITS[raw & 15]
+        hexed = _HEX_PAIRS[raw]   # one gather per byte: its two digits as one 16-bit value
         offsets = np.arange(0, 64 * (n + 1), 64, dtype=np.int32)
-        out.append(pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(hexed.tobytes())))
+        out.append(pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(hexed)))
     return pa.chunked_array(out, pa.string())
 
 
