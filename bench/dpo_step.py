@@ -159,7 +159,7 @@ def run_one(name: str, model_dir: Path, steps: int, batch: int, max_length: int)
         model, tokenizer, _ = runtime.load(model_dir, for_training=True, dropout=cfg.dropout)
         load_s = time.perf_counter() - start
         # dpo.run's trainer; only the reference handling and the precision are the setting's
-        args = dataclasses.replace(dpo_args(cfg, Path(scratch) / "out", params.seed), bf16=bf16,
+        args = dataclasses.replace(dpo_args(cfg, Path(scratch) / "out", params.seed, torch.float32), bf16=bf16,
                                    precompute_ref_log_probs=precompute)
         dataset = shared_dataset(pairs(batch * (steps + 1)), Path(scratch) / "dataset", args)
         start = time.perf_counter()
@@ -273,15 +273,15 @@ def section(results: dict, info: dict, command: str) -> str:
     no_second = pre["ref_model"] is None and lora["ref_model"] is None and lora["peft"]
     m = info["machine"]
     if not ran_bf16:
-        bf16_text = ("not run: this CPU has no bf16 units (AVX2 only), so srlm trains in fp32 here (compute_dtype()). "
+        bf16_text = ("not run: this CPU has no bf16 units (AVX2 only). "
                      "Emulated bf16 is far slower: on the 2-core AVX2 EPYC one try (full FT, live reference) had not "
                      "finished its 4 steps after 14 minutes, against about 66 s in fp32. `--bf16` runs the bf16 "
-                     "settings anyway; on CPUs with AMX or AVX512-BF16 (and CUDA) they run by default.")
+                     "settings anyway; on CPUs with AMX or AVX512-BF16 (and CUDA) they run by default. srlm trains "
+                     "in fp32 on every CPU (compute_dtype(): bf16 rounds the small DPO updates away).")
     else:
-        bf16_text = (("this CPU has native bf16 matmuls (AMX/AVX512-BF16) and srlm trains in bf16 here "
-                      "(compute_dtype()); " if bf16_native else
-                      "this CPU has no bf16 units (AVX2 only), so bf16 matmuls are emulated and srlm trains in fp32 "
-                      "here; ")
+        bf16_text = (("this CPU has native bf16 matmuls (AMX/AVX512-BF16); srlm still trains in fp32 on a CPU "
+                      "(compute_dtype(): bf16 rounds the small DPO updates away, docs/dpo-profile.md); "
+                      if bf16_native else "this CPU has no bf16 units (AVX2 only), so bf16 matmuls are emulated; ")
                      + f"a bf16 step took {bf16_pre:.2f}x the fp32 step's time with the precomputed reference and "
                      f"{bf16_live:.2f}x with the live one. Peak memory bf16 vs fp32 (precomputed): "
                      f"{mib(results['full-pre-bf16'])} vs {mib(pre32)} MiB (autocast keeps fp32 weights and adds "
@@ -383,8 +383,8 @@ def main() -> None:
         tokens = [len(tokenizer(tokenizer.apply_chat_template(r["prompt"] + r[k], tokenize=False),
                                 add_special_tokens=False).input_ids)
                   for r in pairs(args.batch * (steps + 1)) for k in ("chosen", "rejected")]
-        from srlm_core.engine.runtime import compute_dtype
-        bf16 = args.bf16 or args.quick or compute_dtype() == torch.bfloat16
+        from srlm_core.engine.runtime import compute_dtype, native_bf16
+        bf16 = args.bf16 or args.quick or native_bf16()
         results = run_all(model_dir, steps, args.batch, args.max_length, separate=not args.quick, bf16=bf16)
     import trl
 
@@ -392,7 +392,7 @@ def main() -> None:
             "trl": trl.__version__, "model": "tiny random Llama (--quick)" if args.quick else f"{model_dir.name} (SmolLM2-135M)",
             "parameters": n_params, "batch": args.batch, "max_length": args.max_length, "steps": steps,
             "tokens_min": min(tokens), "tokens_max": max(tokens), "machine": machine(), "quick": args.quick,
-            # srlm's trainer_args train in bf16 exactly where compute_dtype() picks it.
+            # srlm's trainer_args train in bf16 exactly where compute_dtype() picks it (CUDA only, by default).
             "srlm_precision": "bf16" if compute_dtype() == torch.bfloat16 else "fp32"}
     prec = info["srlm_precision"]
     speedup = results[f"full-live-{prec}"]["median_step_s"] / results[f"full-pre-{prec}"]["median_step_s"]

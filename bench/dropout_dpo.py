@@ -130,7 +130,7 @@ def build(model_dir: Path, rows: list[dict], cfg, reference_mode: str, folder: P
 
     runtime.seed_everything(0)
     model, tokenizer, _ = runtime.load(model_dir, for_training=True, dropout=cfg.dropout)
-    args = dpo.dpo_args(cfg, folder, seed=0)
+    args = dpo.dpo_args(cfg, folder, seed=0, precision=runtime.compute_dtype())
     if reference_mode == "eval":
         return dpo.build_trainer(model, tokenizer, preference_dataset(rows), args, cfg), model
     trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=preference_dataset(rows),

@@ -191,8 +191,9 @@ def main() -> None:
     if "profile" not in data:
         data["profile"] = profile(model, tok, ids, n, sampling)
     # bf16 where the processor lacks bf16 units is emulated and slow: one repeat shows it.
-    data["ours_bfloat16"] = ours(model, tok, ids, n, sampling, repeats if auto == torch.bfloat16 else 1)
-    if auto == torch.bfloat16:   # where bf16 is the default: does the static cache pay off there?
+    native = runtime.native_bf16()
+    data["ours_bfloat16"] = ours(model, tok, ids, n, sampling, repeats if native else 1)
+    if native:   # where bf16 is fast: does the static cache pay off there?
         data["ours_bfloat16_static"] = ours(model, tok, ids, n, sampling, repeats, static_cache=True)
     data["limit_bfloat16"] = decode_limit(model, count * n, context)
     del model

@@ -160,7 +160,8 @@ def main() -> None:
             _, seconds = timed(lambda: sft.train(name="S", base_dir=model_dir, examples=examples,
                                                  data_name="synthetic", data_files=[], cfg=params.sft, train_cfg=params.train, seed=0,
                                                  out_dir=scratch / f"S{steps}", metrics_dir=scratch / f"ms{steps}",
-                                                 params_record={}))
+                                                 params_record={},
+                                                 precision=runtime.compute_dtype()))
             return seconds
 
         sft_run(1)   # warm-up: CUDA context, kernels, allocator

@@ -234,7 +234,8 @@ class GenerationParams(Section):
         "transformers", description="Engine for every generation stage (prompts, candidates, judge, eft, answers, rm_eval). "
         "vllm needs `pip install -e .[vllm]` (see README).")
     dtype: Literal["auto", "float32", "bfloat16"] = Field(
-        "auto", description="auto: bfloat16 where the processor has bf16 matrix units (CUDA, AMX, AVX512-BF16), else float32. "
+        "auto", description="The precision models are trained and run in. auto: bfloat16 on CUDA GPUs with bf16, float32 "
+        "on CPUs, even those with bf16 units, where bf16 rounds the small-model DPO updates away (docs/dpo-profile.md). "
         "Recorded in every event row's sampling metadata.")
     max_batch_tokens: int = Field(
         32768, gt=0, description="transformers: cap on rows x (prompt + new tokens) in one forward batch, so memory stays "
@@ -518,8 +519,13 @@ class GuardsParams(Section):
         0.15, ge=0, le=1, description="Judge agreement: trips when M(t+1)'s pairwise accuracy against the held-out "
         "human rankings (rm_eval) is more than this below Mt's (0.15 = 15 percentage points; on the bundled seed's 10 "
         "held-out groups one accuracy's 95% interval reaches about 0.13 either side, so a smaller drop is noise).")
+    max_dpo_pairs_loss: float | None = Field(
+        0.6, gt=0, description="Training that moved the policy: trips when M(t+1)'s DPO loss on its own training pairs "
+        "after training (in the precision it runs in) is above this; ln 2 = 0.693 is the loss before training. The "
+        "default profile ends at 0.11-0.18 in fp32; run in bf16 on a CPU it ended at 0.61-0.63 (docs/dpo-profile.md).")
 
-    @field_validator("max_top_share", "min_score_sd", "max_length_growth", "max_rm_accuracy_drop", mode="before")
+    @field_validator("max_top_share", "min_score_sd", "max_length_growth", "max_rm_accuracy_drop", "max_dpo_pairs_loss",
+                     mode="before")
     @classmethod
     def _no_bool(cls, value):
         # Section's check covers plain number fields only; pydantic would read true as 1.0 here.

@@ -8,6 +8,9 @@ so the pins are kept per processor capability and dtype; a machine with no pin o
 comparison and says how to add one. A change that is meant to change behaviour re-pins with
 
     SRLM_PIN=write .venv/bin/pytest tests/test_pipeline.py -k pinned
+
+on each processor family it can; a pin it could not re-write lists the tables it changed under
+"unpinned" (with why), and those are not compared until a run there writes the pin again.
 """
 
 from __future__ import annotations

@@ -51,14 +51,23 @@ def rm_metrics(root, model: str, accuracy: float | None) -> None:
          "pairwise_accuracy_ci95_high": None if accuracy is None else accuracy + 0.1}))
 
 
-def run_dir(tmp_path, scores=HEALTHY, lengths=((500, 500), (520, 480)), accuracies=(0.60, 0.58)):
-    """An iteration 1 (M1 -> M2): M1's judge scores, both models' held-out answers and RM accuracies."""
+def dpo_metrics(root, model: str, **train) -> None:
+    (root / model).mkdir(parents=True, exist_ok=True)
+    (root / model / "train.json").write_text(json.dumps(
+        {"examples": 8, "steps": 8, "pairs_loss": 0.14, "pairs_reward_accuracy": 1.0, "pairs_reward_margin": 2.0,
+         **train}))
+
+
+def run_dir(tmp_path, scores=HEALTHY, lengths=((500, 500), (520, 480)), accuracies=(0.60, 0.58), train=None):
+    """An iteration 1 (M1 -> M2): M1's judge scores, both models' held-out answers and RM accuracies, and
+    M2's DPO metrics (`train` overrides them)."""
     log = EventLog(tmp_path / "events")
     judged(log, 1, [[s, s] for s in scores])
     answered(log, "M1", list(lengths[0]), "1" * 64)
     answered(log, "M2", list(lengths[1]), M2_HASH)
     rm_metrics(tmp_path / "metrics", "M1", accuracies[0])
     rm_metrics(tmp_path / "metrics", "M2", accuracies[1])
+    dpo_metrics(tmp_path / "metrics", "M2", **(train or {}))
     return tmp_path
 
 
@@ -85,16 +94,19 @@ def test_a_healthy_iteration_passes_every_guard_and_is_in_the_log(tmp_path):
     assert checks["length_growth"]["value"] == 1.0 and checks["rm_accuracy_drop"]["value"] == pytest.approx(0.02)
     assert checks["length_growth"]["reason"] == "M2 500 chars vs M1 500, mean over 2 held-out prompts"
     assert checks["rm_accuracy_drop"]["reason"] == "M1 0.600 [0.500, 0.700] -> M2 0.580 [0.480, 0.680], 41 held-out pairs"
+    assert checks["dpo_pairs_loss"] == {"value": 0.14, "threshold": 0.6, "outcome": "ok", "reason": (
+        "M2 after 8 steps on 8 pairs (ln 2 = 0.693 untrained): reward accuracy 1.000, margin 2.000")}
     assert json.loads((tmp_path / "metrics" / "guards" / "M2.json").read_text()) == result
     rows = EventLog(tmp_path / "events").read(GuardChecked, 1).to_pylist()
     assert [(r["guard"], r["outcome"], r["threshold"]) for r in rows] == [
         ("top_share", "ok", 0.5), ("score_sd", "ok", 0.1), ("length_growth", "ok", 1.5),
-        ("rm_accuracy_drop", "ok", 0.15)]
+        ("rm_accuracy_drop", "ok", 0.15), ("dpo_pairs_loss", "ok", 0.6)]
     assert {(r["model"], r["parent"], r["model_hash"], r["stage"]) for r in rows} == {("M2", "M1", M2_HASH, "guards")}
     assert json.loads(rows[0]["sampling"])["action"] == "warn"
     sql = run_query("select guard, outcome from guard_checks where iteration = 1 and model = 'M2' order by guard",
                     tmp_path / "events")
-    assert sql.rows == [("length_growth", "ok"), ("rm_accuracy_drop", "ok"), ("score_sd", "ok"), ("top_share", "ok")]
+    assert sql.rows == [("dpo_pairs_loss", "ok"), ("length_growth", "ok"), ("rm_accuracy_drop", "ok"),
+                        ("score_sd", "ok"), ("top_share", "ok")]
 
 
 @pytest.mark.parametrize("inputs, tripped", [
@@ -103,7 +115,8 @@ def test_a_healthy_iteration_passes_every_guard_and_is_in_the_log(tmp_path):
     ({"scores": [5.0, 5.0, 5.0, 5.0]}, ["top_share", "score_sd"]),
     ({"lengths": ((400, 600), (900, 900))}, ["length_growth"]),   # 1.8x
     ({"accuracies": (0.62, 0.40)}, ["rm_accuracy_drop"]),         # 22 points
-], ids=["top-share", "score-sd", "both-collapse", "length", "rm-drop"])
+    ({"train": {"pairs_loss": 0.61}}, ["dpo_pairs_loss"]),       # bf16 rounded the updates away
+], ids=["top-share", "score-sd", "both-collapse", "length", "rm-drop", "dpo-loss"])
 def test_each_guard_trips_on_its_sign_alone(tmp_path, inputs, tripped):
     result = check(run_dir(tmp_path, **inputs))
     assert result["tripped"] == tripped
@@ -115,6 +128,7 @@ def test_each_guard_trips_on_its_sign_alone(tmp_path, inputs, tripped):
     ("score_sd", "min_score_sd", 1.6, 1.7),            # sd 1.65
     ("length_growth", "max_length_growth", 1.2, 1.19),
     ("rm_accuracy_drop", "max_rm_accuracy_drop", 0.05, 0.04),
+    ("dpo_pairs_loss", "max_dpo_pairs_loss", 0.14, 0.13),
 ])
 def test_each_threshold_moves_its_verdict(tmp_path, guard, param, passes, trips):
     run_dir(tmp_path, scores=[4.6, 4.8, 5.0, 1.0], lengths=((500, 500), (600, 600)), accuracies=(0.60, 0.55))
@@ -147,12 +161,22 @@ def test_nothing_to_measure_is_skipped_with_the_reason(tmp_path):
     answered(log, "M2", [500], M2_HASH)
     rm_metrics(tmp_path / "metrics", "M1", 0.6)
     rm_metrics(tmp_path / "metrics", "M2", None)
+    dpo_metrics(tmp_path / "metrics", "M2")
     checks = check(tmp_path)["checks"]
     assert {g: (c["outcome"], c["value"]) for g, c in checks.items()} == {
         "top_share": ("skipped", None), "score_sd": ("skipped", None), "length_growth": ("ok", 1.0),
-        "rm_accuracy_drop": ("skipped", None)}
+        "rm_accuracy_drop": ("skipped", None), "dpo_pairs_loss": ("ok", 0.14)}
     assert checks["top_share"]["reason"] == "no candidate of iteration 1 has a score"
     assert checks["rm_accuracy_drop"]["reason"].startswith("no pairwise accuracy for M2")
+
+
+@pytest.mark.parametrize("train, reason", [
+    ({"examples": 0, "steps": 0, "carried_forward": 1, "pairs_loss": None}, "M2 is its parent carried forward"),
+    ({"pairs_loss": None}, "M2 was trained by SFT on the top responses (pairs.positive_only)"),
+], ids=["carried-forward", "positive-only"])
+def test_no_dpo_loss_to_hold_is_skipped(tmp_path, train, reason):
+    found = check(run_dir(tmp_path, train=train))["checks"]["dpo_pairs_loss"]
+    assert (found["outcome"], found["value"]) == ("skipped", None) and found["reason"].startswith(reason)
 
 
 def test_only_prompts_both_models_answered_are_compared():
@@ -173,6 +197,10 @@ def test_missing_inputs_are_named(tmp_path):
     (tmp_path / "metrics" / "M1" / "rm_eval.json").unlink()
     with pytest.raises(SrlmError, match=r"M1/rm_eval\.json: not found; run `dvc repro rm_eval@M1`"):
         check(tmp_path)
+    (tmp_path / "metrics" / "M2" / "train.json").unlink()
+    rm_metrics(tmp_path / "metrics", "M1", 0.6)
+    with pytest.raises(SrlmError, match=r"M2/train\.json: not found; run `dvc repro dpo@M2`"):
+        check(tmp_path)
 
 
 def test_fail_records_everything_then_stops(tmp_path):
@@ -184,7 +212,8 @@ def test_fail_records_everything_then_stops(tmp_path):
     assert written["tripped"] == ["length_growth"] and written["action"] == "fail"
     rows = EventLog(tmp_path / "events").read(GuardChecked, 1).to_pylist()
     assert {r["guard"]: r["outcome"] for r in rows} == {"top_share": "ok", "score_sd": "ok",
-                                                        "length_growth": "fail", "rm_accuracy_drop": "ok"}
+                                                        "length_growth": "fail", "rm_accuracy_drop": "ok",
+                                                        "dpo_pairs_loss": "ok"}
 
 
 def test_fail_passes_when_nothing_trips(tmp_path):
@@ -210,7 +239,7 @@ def test_the_stage_warns_and_succeeds_or_fails_with_exit_1(tmp_path):
     assert failed.returncode == 1 and "Traceback" not in failed.stderr
     assert "[guards@M2] error: iteration 1 (M1 -> M2) failed its guards: top_share" in failed.stderr
     assert (tmp_path / "metrics" / "guards" / "M2.json").is_file()
-    assert len(EventLog(tmp_path / "events").read(GuardChecked, 1)) == 4
+    assert len(EventLog(tmp_path / "events").read(GuardChecked, 1)) == 5
 
 
 def test_dvc_repro_runs_each_guard_before_the_next_iteration_and_before_stats():
@@ -262,7 +291,7 @@ def test_the_dvc_stage_runs_on_its_declared_inputs(tmp_path):
     failed = dvc(repo, "repro", "-s", "guards@M2", check=False)
     assert failed.returncode != 0 and "failed its guards: top_share" in failed.stderr + failed.stdout
     assert json.loads((repo / "metrics" / "guards" / "M2.json").read_text())["tripped"] == ["top_share"]
-    assert len(EventLog(repo / "data" / "events").read(GuardChecked, 1)) == 4
+    assert len(EventLog(repo / "data" / "events").read(GuardChecked, 1)) == 5
     (repo / "params.yaml").write_text((repo / "params.yaml").read_text().replace("action: fail", "action: warn"))
     dvc(repo, "repro", "-s", "guards@M2")
     assert "guards@M2" in (repo / "dvc.lock").read_text()

@@ -125,6 +125,48 @@ def test_trained_models_are_written_in_model_dtype(tiny_srlm_model, tmp_path, mo
     assert model.dtype == torch.float32   # the next training starts from fp32 master weights again
 
 
+@pytest.mark.parametrize("choice, forced, expected", [
+    ("auto", None, torch.float32), ("bfloat16", None, torch.bfloat16), ("auto", "bfloat16", torch.bfloat16),
+    ("bfloat16", "float32", torch.float32)])
+def test_auto_precision_is_fp32_on_every_cpu(monkeypatch, choice, forced, expected):
+    """Even where the CPU has bf16 units: bf16 rounds the CPU profile's DPO updates away (docs/dpo-profile.md).
+    generation.dtype, then SRLM_DTYPE, override it."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: {"avx2", "avx512_bf16", "amx_bf16"})
+    if forced:
+        monkeypatch.setenv("SRLM_DTYPE", forced)
+    else:
+        monkeypatch.delenv("SRLM_DTYPE", raising=False)
+    assert runtime.compute_dtype(choice) == expected
+    assert runtime.native_bf16()
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: {"avx2"})
+    assert not runtime.native_bf16()
+
+
+@pytest.mark.parametrize("generation_dtype, computed", [("auto", torch.float32), ("bfloat16", torch.bfloat16)])
+def test_dpo_trains_in_the_precision_the_models_run_in(tiny_srlm_model, tmp_path, monkeypatch, generation_dtype,
+                                                       computed):
+    """generation.dtype sets the precision of the training's matmuls (bf16 autocast over fp32 master weights), so
+    the loss on the pairs that DPO reports is the one the model has as it runs afterwards."""
+    monkeypatch.delenv("SRLM_DTYPE", raising=False)
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: {"avx2", "avx512_bf16"})
+    seen = set()
+    build = dpo.build_trainer
+
+    def hooked(model, *args, **kwargs):
+        model.model.layers[0].mlp.down_proj.register_forward_hook(
+            lambda module, inputs, output: seen.add(output.dtype) if module.training else None)
+        return build(model, *args, **kwargs)
+
+    monkeypatch.setattr(dpo, "build_trainer", hooked)
+    rows = [{"prompt_id": str(i), "prompt": f"q{i}", "chosen": "good answer", "rejected": "bad"} for i in range(2)]
+    params = parse_params({"generation": {"dtype": generation_dtype},
+                           "dpo": {"max_steps": 1, "batch_size": 2, "grad_accum": 1, "max_length": 64}})
+    dpo.run(params, prev_dir=tiny_srlm_model, aift_dir=aift(tmp_path, rows), out_dir=tmp_path / "M2",
+            metrics_dir=tmp_path / "metrics")
+    assert seen == {computed}
+
+
 def test_sft_writes_model_dtype(tiny_srlm_model, tmp_path):
     params = parse_params({"sft": {"max_steps": 1, "batch_size": 1, "grad_accum": 1, "max_length": 64}})
     examples = sft.conversations(pa.table({"prompt": ["q"], "completion": ["a"]}))

@@ -18,15 +18,28 @@ log = logging.getLogger(__name__)
 
 
 def compute_dtype(choice: str = "auto") -> torch.dtype:
-    """bf16 only where the hardware has native bf16 matmuls (CUDA with bf16, CPUs with AMX or
-    AVX512-BF16); fp32 otherwise. Emulated bf16 on an AVX2-only CPU is slower than fp32 and loses
-    precision. `choice` (generation.dtype) or the SRLM_DTYPE variable overrides the detection."""
+    """The precision models are trained and run in. auto: bf16 on CUDA GPUs with bf16, fp32 on CPUs.
+
+    Not bf16 on CPUs even where they have bf16 units (AMX, AVX512-BF16; 1.76x faster generation): the
+    CPU-sized DPO profile (a dozen steps at lr 5e-6) moves a weight by ~4e-5 in all, below bf16's spacing
+    (~5e-4 at the median weight), so a bf16 model runs as if barely trained: on the real-data pairs the
+    policy trained in fp32 reaches a DPO loss of 0.156, the same weights run in bf16 0.628
+    (docs/dpo-profile.md). GPU-scale runs take many more steps. `choice` (generation.dtype) or the
+    SRLM_DTYPE variable overrides this; an explicit bfloat16 on a CPU without bf16 units is emulated (slow)."""
     forced = os.environ.get("SRLM_DTYPE") or (None if choice == "auto" else choice)
     if forced:
         return getattr(torch, forced)
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def native_bf16() -> bool:
+    """Whether bf16 matmuls run natively here (CUDA with bf16, CPUs with AMX or AVX512-BF16); elsewhere
+    bf16 is emulated and slower than fp32."""
     if torch.cuda.is_available():
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-    return torch.bfloat16 if cpu_flags() & {"amx_bf16", "avx512_bf16"} else torch.float32
+        return torch.cuda.is_bf16_supported()
+    return bool(cpu_flags() & {"amx_bf16", "avx512_bf16"})
 
 
 def cpu_flags() -> set[str]:

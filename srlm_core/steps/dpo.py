@@ -92,6 +92,7 @@ def run(params: Params, *, prev_dir: Path, aift_dir: Path, out_dir: Path, metric
     training_data = {"name": data_name, **data_hashes(files), "examples": table.num_rows,
                      "mode": summary["mode"]}
     dtype = runtime.checkpoint_dtype(params.model.dtype, params.generation.dtype)
+    precision = runtime.compute_dtype(params.generation.dtype)
     params_record = {"dpo": cfg.model_dump(), "pairs": params.pairs.model_dump(), "seed": params.seed,
                      "train": launch.record(params.train), "model": sft.dtype_record(dtype),
                      **({"meta": meta.model_dump()} if meta else {})}
@@ -111,11 +112,11 @@ def run(params: Params, *, prev_dir: Path, aift_dir: Path, out_dir: Path, metric
                          data_files=[train_path], cfg=params.sft, train_cfg=params.train, seed=params.seed,
                          out_dir=out_dir,
                          metrics_dir=metrics_dir, params_record={**params_record, "sft": params.sft.model_dump()},
-                         extra={"positive_only": True}, save_dtype=dtype)
+                         extra={"positive_only": True}, save_dtype=dtype, precision=precision)
     runtime.seed_everything(params.seed)
     model, tokenizer, prev_hash = runtime.load(prev_dir, for_training=True, dropout=cfg.dropout)
     journal = training_journal(out_dir, prev_hash, training_data["hash"], params_record)
-    args = dpo_args(cfg, journal.dir, params.seed)
+    args = dpo_args(cfg, journal.dir, params.seed, precision)
     counts = {}
     if meta:
         judge_pairs, too_long = fitting(pq.read_table(files[1]), tokenizer, cfg.max_length)

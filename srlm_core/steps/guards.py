@@ -1,11 +1,12 @@
 """Stage `guards@<model>`: once iteration t has trained <model> = M(t+1) from Mt and both are evaluated,
-hold four signs of judge failure and reward hacking against the thresholds of params.yaml `guards`
-(docs/guards.md):
+hold four signs of judge failure and reward hacking, and one of training that did not move the policy,
+against the thresholds of params.yaml `guards` (docs/guards.md):
 
   top_share         share of iteration t's candidates whose mean judge score (by Mt) is >= guards.top_score
   score_sd          standard deviation of those candidate scores (0-5 scale)
   length_growth     mean characters of M(t+1)'s held-out answers / Mt's, over the prompts both answered
   rm_accuracy_drop  Mt's RM pairwise accuracy against the held-out human rankings minus M(t+1)'s
+  dpo_pairs_loss    M(t+1)'s DPO loss on its own training pairs after training (ln 2 = 0.693 before)
 
 Each check is a `guard_checks` event (partition iteration=t) and an entry of metrics/guards/<model>.json.
 A tripped check is logged as a warning; with guards.action: fail the stage then stops with an error,
@@ -31,7 +32,8 @@ STAGE = "guards"
 SCORES_SQL = Path(__file__).parent / "candidate_scores.sql"   # a candidate's score exactly as pairs@ builds it
 # guard -> (its threshold in params.yaml `guards`, whether a value above it trips; else below it does)
 THRESHOLDS = {"top_share": ("max_top_share", True), "score_sd": ("min_score_sd", False),
-              "length_growth": ("max_length_growth", True), "rm_accuracy_drop": ("max_rm_accuracy_drop", True)}
+              "length_growth": ("max_length_growth", True), "rm_accuracy_drop": ("max_rm_accuracy_drop", True),
+              "dpo_pairs_loss": ("max_dpo_pairs_loss", True)}
 TRIPPED = ("warn", "fail")   # the outcomes of a tripped check, as guards.action says
 
 
@@ -84,6 +86,18 @@ def rm_accuracy_drop(rm: dict, parent_rm: dict, model: str, parent: str) -> Meas
                    f"{rm.get('pairs')} held-out pairs")
 
 
+def dpo_pairs_loss(train: dict, model: str) -> Measure:
+    """The DPO loss of `model` on its own training pairs (metrics/<model>/train.json, measured after training in
+    the precision it was trained and is run in): near ln 2 when DPO barely moved the policy."""
+    if train.get("carried_forward"):
+        return Measure(None, f"{model} is its parent carried forward (no pairs; dpo.allow_empty)")
+    if train.get("pairs_loss") is None:
+        return Measure(None, f"{model} was trained by SFT on the top responses (pairs.positive_only): no DPO loss")
+    return Measure(train["pairs_loss"], f"{model} after {train['steps']} steps on {train['examples']} pairs "
+                   f"(ln 2 = 0.693 untrained): reward accuracy {train['pairs_reward_accuracy']:.3f}, margin "
+                   f"{train['pairs_reward_margin']:.3f}")
+
+
 def verdict(guard: str, measure: Measure, cfg: GuardsParams) -> tuple[float | None, str, str]:
     """(threshold, outcome, reason) of one guard: ok, skipped, or, tripped, guards.action (warn | fail)."""
     param, above = THRESHOLDS[guard]
@@ -128,6 +142,13 @@ def read_rm(metrics_root: Path, model: str) -> dict:
     return rm
 
 
+def read_train(metrics_root: Path, model: str) -> dict:
+    train = read_json(metrics_root / model / "train.json")
+    if not train:
+        raise SrlmError(f"{metrics_root / model / 'train.json'}: not found; run `dvc repro dpo@{model}`")
+    return train
+
+
 def run(params: Params, *, iteration: int, model: str, parent: str, events_root: Path, metrics_root: Path) -> dict:
     cfg = params.guards
     events = EventLog(events_root)
@@ -138,7 +159,8 @@ def run(params: Params, *, iteration: int, model: str, parent: str, events_root:
     measures = {**judge_collapse(candidate_scores(events, iteration), cfg.top_score, iteration),
                 "length_growth": length_growth(answers, read_answers(events, parent)[0], model, parent),
                 "rm_accuracy_drop": rm_accuracy_drop(read_rm(metrics_root, model), read_rm(metrics_root, parent),
-                                                     model, parent)}
+                                                     model, parent),
+                "dpo_pairs_loss": dpo_pairs_loss(read_train(metrics_root, model), model)}
     settings, model_hash = sampling_json(cfg.model_dump()), next(iter(hashes))
     rows = []
     for guard, measure in measures.items():

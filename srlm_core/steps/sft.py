@@ -31,4 +31,4 @@ def run(params: Params, *, name: str, base_dir: Path, ift_path: Path, eft_dir: P
     return train(name=name, base_dir=base_dir, examples=examples, data_name=data_name, data_files=files,
                  cfg=params.sft, train_cfg=params.train, seed=params.seed, out_dir=out_dir, metrics_dir=metrics_dir,
                  params_record={"sft": params.sft.model_dump(), "seed": params.seed, "model": dtype_record(dtype)},
-                 extra=extra, save_dtype=dtype)
+                 extra=extra, save_dtype=dtype, precision=runtime.compute_dtype(params.generation.dtype))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from datasets import Dataset
 from trl import DPOConfig, DPOTrainer
 
@@ -18,10 +19,10 @@ def preference_rows(table) -> list[dict]:
              "rejected": [{"role": "assistant", "content": r["rejected"]}]} for r in table.to_pylist()]
 
 
-def dpo_args(cfg: DpoParams, output_dir: Path, seed: int) -> DPOConfig:
+def dpo_args(cfg: DpoParams, output_dir: Path, seed: int, precision: torch.dtype) -> DPOConfig:
     # TRL's disable_dropout zeroes nn.Dropout modules only; Llama's attention dropout is not one, so
     # dpo.dropout alone decides it (runtime.load). Off here, so LoRA's dropout follows dpo.dropout too.
-    return DPOConfig(**trainer_args(cfg, output_dir, seed), beta=cfg.beta, precompute_ref_log_probs=True,
+    return DPOConfig(**trainer_args(cfg, output_dir, seed, precision), beta=cfg.beta, precompute_ref_log_probs=True,
                      disable_dropout=False)
 
 

@@ -41,19 +41,21 @@ def conversations(table) -> list[dict]:
 
 
 def build_trainer(model, tokenizer, examples: list[dict], cfg: SftParams, seed: int, output_dir: Path,
-                  checkpoint_minutes: float | None = None) -> SFTTrainer:
+                  checkpoint_minutes: float | None = None, precision: torch.dtype = torch.float32) -> SFTTrainer:
     # Batches of similar lengths: IFT (~200 tokens) and EFT (~450) examples mixed at random
     # waste about a third of each step on padding.
-    args = SFTConfig(**trainer_args(cfg, output_dir, seed), train_sampling_strategy="group_by_length")
+    args = SFTConfig(**trainer_args(cfg, output_dir, seed, precision), train_sampling_strategy="group_by_length")
     return quiet(SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
                             processing_class=tokenizer, peft_config=lora_config(cfg)), "sft", checkpoint_minutes)
 
 
 def train(*, name: str, base_dir: Path, examples: list[dict], data_name: str, data_files: list[Path],
           cfg: SftParams, train_cfg: TrainParams, seed: int, out_dir: Path, metrics_dir: Path, params_record: dict,
-          extra: dict | None = None, save_dtype: torch.dtype = torch.float32) -> dict | None:
-    """Train and write `out_dir` (weights in `save_dtype`) with its manifest and the metrics; the manifest, or
-    None on the ranks other than the main one of a multi-process run (they train, then leave the writing to it)."""
+          extra: dict | None = None, save_dtype: torch.dtype = torch.float32,
+          precision: torch.dtype = torch.float32) -> dict | None:
+    """Train in `precision` (trainer_args) and write `out_dir` (weights in `save_dtype`) with its manifest and
+    the metrics; the manifest, or None on the ranks other than the main one of a multi-process run (they
+    train, then leave the writing to it)."""
     if not examples:
         raise SrlmError(f"{name}: no training examples in {', '.join(map(str, data_files))}")
     runtime.seed_everything(seed)
@@ -61,7 +63,8 @@ def train(*, name: str, base_dir: Path, examples: list[dict], data_name: str, da
     files = data_hashes(data_files)
     params_record = {**params_record, "train": launch.record(train_cfg)}
     journal = training_journal(out_dir, read_manifest(base_dir)["hash"], files["hash"], params_record)
-    trainer = build_trainer(model, tokenizer, examples, cfg, seed, journal.dir, train_cfg.checkpoint_minutes)
+    trainer = build_trainer(model, tokenizer, examples, cfg, seed, journal.dir, train_cfg.checkpoint_minutes,
+                            precision)
     dropped = len(examples) - len(trainer.train_dataset)
     if dropped:
         log.warning("%d of %d examples lost their whole response to sft.max_length=%d and are not trained on; "
