@@ -572,7 +572,7 @@ class GuardChecked(Event):
     iteration: int
     model: str               # M(t+1), the model iteration t trained
     parent: str              # Mt, the model it was trained from (and that judged iteration t)
-    guard: str               # top_share | score_sd | length_growth | rm_accuracy_drop
+    guard: str               # top_share | score_sd | length_growth | rm_accuracy_drop | dpo_pairs_loss
     value: float | None      # what was measured; null when there was nothing to measure
     threshold: float | None  # the guards param it was held against; null when that check is off
     outcome: str             # ok | warn | fail (tripped, as guards.action says) | skipped
