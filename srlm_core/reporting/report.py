@@ -226,13 +226,13 @@ def build(root: Path, out_dir: Path) -> Document:
                 (s["parent_hash"] or "")[:12]] for s in summary["lineage"]])
     doc.heading("Guards")
     doc.text("After each iteration, stage guards@<model> holds signs of judge failure, reward hacking and training "
-             "that did not move the policy against "
-             "params.yaml guards (docs/guards.md): top_share, the share of the iteration's candidates the judge "
-             "scored at the top; score_sd, the spread of those scores; length_growth, the model's mean held-out "
-             "answer length over its parent's; rm_accuracy_drop, how far its agreement with the held-out human "
-             "rankings fell below its parent's; dpo_pairs_loss, the model's DPO loss on its own training pairs "
-             "(ln 2 = 0.693 untrained: DPO did not move it). A tripped check is warn, or fail with guards.action: fail (the run "
-             "stopped there); skipped: the check is off (threshold null) or had nothing to measure.")
+             "that did not move the policy against params.yaml guards (docs/guards.md): top_share, the share of the "
+             "iteration's candidates the judge scored at the top; score_sd, the spread of those scores; "
+             "length_growth, the model's mean held-out answer length over its parent's; rm_accuracy_drop, how far "
+             "its agreement with the held-out human rankings fell below its parent's; dpo_pairs_loss, the model's "
+             "DPO loss on its own training pairs (ln 2 = 0.693 untrained: DPO did not move it). A tripped check is "
+             "warn, or fail with guards.action: fail (the run stopped there); skipped: the check is off (threshold "
+             "null) or had nothing to measure.")
     if summary["guards"]:
         doc.table(["iteration", "model", "parent", "guard", "value", "threshold", "outcome", "reason"],
                   [[c["iteration"], c["model"], c["parent"], c["guard"], c["value"], c["threshold"], c["outcome"],
