@@ -125,6 +125,13 @@ class TrainParams(Section):
                     "Above 1 (or with accelerate_config) the training stage re-runs itself under `accelerate launch`. "
                     "Each process takes batch_size examples per step, so the effective batch is batch_size x "
                     "grad_accum x num_processes (sft and dpo); recorded in the model manifest.")
+    gradient_checkpointing: Literal["auto"] | bool = Field(
+        "auto",
+        description="Recompute each decoder layer's activations in the backward pass instead of keeping them: "
+                    "activation memory falls from every layer's to about one layer's, for about a third more compute "
+                    "a step (docs/scale.md has both for 7B and 70B). The trained weights are the same. auto: on with "
+                    "CUDA, where memory bounds the model size; off on CPUs, where the runs are small and time is the "
+                    "limit.")
     accelerate_config: str | None = Field(
         None,
         description="accelerate config file for the launch (shipped: configs/accelerate/multi_gpu_ddp.yaml, "

@@ -16,6 +16,7 @@ from srlm_core.steps import dpo
 from srlm_core.steps import sft as sft_step
 from srlm_core.storage import write_json, write_parquet
 from srlm_core.training import sft
+from srlm_core.training.trainer import gradient_checkpointing
 
 
 def test_prompt_tokens_carry_no_loss(tiny_srlm_model, tmp_path):
@@ -165,6 +166,41 @@ def test_dpo_trains_in_the_precision_the_models_run_in(tiny_srlm_model, tmp_path
     dpo.run(params, prev_dir=tiny_srlm_model, aift_dir=aift(tmp_path, rows), out_dir=tmp_path / "M2",
             metrics_dir=tmp_path / "metrics")
     assert seen == {computed}
+
+
+def test_gradient_checkpointing_recomputes_the_layers_and_trains_the_same_weights(tiny_srlm_model, tmp_path,
+                                                                                  monkeypatch):
+    """train.gradient_checkpointing: what a decoder layer computes (its MLP here) runs twice a step, forward and
+    again in the backward pass, instead of once, and the trained weights are the same; auto is off on a CPU."""
+    from safetensors.torch import load_file
+
+    examples = sft.conversations(pa.table({"prompt": ["q1", "q2"], "completion": ["a first answer", "another"]}))
+    build = sft.build_trainer
+
+    def train(choice) -> tuple[int, dict]:
+        calls = []
+
+        def hooked(model, *args, **kwargs):
+            mlp = model.model.layers[0].mlp   # its forward, counted: module hooks do not run on the recompute
+            forward = mlp.forward
+            mlp.forward = lambda *a, **k: calls.append(1) or forward(*a, **k)
+            return build(model, *args, **kwargs)
+
+        monkeypatch.setattr(sft, "build_trainer", hooked)
+        params = parse_params({"sft": {"max_steps": 2, "batch_size": 2, "grad_accum": 1, "max_length": 64},
+                               "train": {"gradient_checkpointing": choice}})
+        out = tmp_path / str(choice)
+        sft.train(name="S", base_dir=tiny_srlm_model, examples=examples, data_name="IFT", data_files=[],
+                  cfg=params.sft, train_cfg=params.train, seed=0, out_dir=out, metrics_dir=tmp_path / f"m-{choice}",
+                  params_record={})
+        return len(calls), load_file(str(out / "model.safetensors"))
+
+    (plain, weights), (recomputed, checkpointed) = train(False), train(True)
+    assert (plain, recomputed) == (2, 4)
+    assert not gradient_checkpointing(parse_params({}).train)   # auto, without CUDA
+    assert weights.keys() == checkpointed.keys()
+    assert all(torch.equal(weights[k], checkpointed[k]) for k in weights)
+    assert not all(torch.equal(weights[k], load_file(str(tiny_srlm_model / "model.safetensors"))[k]) for k in weights)
 
 
 def test_sft_writes_model_dtype(tiny_srlm_model, tmp_path):

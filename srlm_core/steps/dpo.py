@@ -27,6 +27,7 @@ from ..training import launch, selection, sft
 from ..training.dpo import build_trainer, dpo_args, pair_metrics, preference_rows
 from ..training.trainer import (
     finished_model,
+    gradient_checkpointing,
     shared_dataset,
     training_journal,
     write_metrics,
@@ -116,7 +117,7 @@ def run(params: Params, *, prev_dir: Path, aift_dir: Path, out_dir: Path, metric
     runtime.seed_everything(params.seed)
     model, tokenizer, prev_hash = runtime.load(prev_dir, for_training=True, dropout=cfg.dropout)
     journal = training_journal(out_dir, prev_hash, training_data["hash"], params_record)
-    args = dpo_args(cfg, journal.dir, params.seed, precision)
+    args = dpo_args(cfg, journal.dir, params.seed, precision, gradient_checkpointing(params.train))
     counts = {}
     if meta:
         judge_pairs, too_long = fitting(pq.read_table(files[1]), tokenizer, cfg.max_length)

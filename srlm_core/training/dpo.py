@@ -19,11 +19,12 @@ def preference_rows(table) -> list[dict]:
              "rejected": [{"role": "assistant", "content": r["rejected"]}]} for r in table.to_pylist()]
 
 
-def dpo_args(cfg: DpoParams, output_dir: Path, seed: int, precision: torch.dtype) -> DPOConfig:
+def dpo_args(cfg: DpoParams, output_dir: Path, seed: int, precision: torch.dtype,
+             checkpointing: bool = False) -> DPOConfig:
     # TRL's disable_dropout zeroes nn.Dropout modules only; Llama's attention dropout is not one, so
     # dpo.dropout alone decides it (runtime.load). Off here, so LoRA's dropout follows dpo.dropout too.
-    return DPOConfig(**trainer_args(cfg, output_dir, seed, precision), beta=cfg.beta, precompute_ref_log_probs=True,
-                     disable_dropout=False)
+    return DPOConfig(**trainer_args(cfg, output_dir, seed, precision, checkpointing), beta=cfg.beta,
+                     precompute_ref_log_probs=True, disable_dropout=False)
 
 
 def build_trainer(model, tokenizer, dataset: Dataset, args: DPOConfig, cfg: DpoParams,

@@ -23,6 +23,7 @@ from ..params import SftParams, TrainParams
 from . import launch
 from .trainer import (
     finished_model,
+    gradient_checkpointing,
     lora_config,
     quiet,
     trainer_args,
@@ -41,10 +42,12 @@ def conversations(table) -> list[dict]:
 
 
 def build_trainer(model, tokenizer, examples: list[dict], cfg: SftParams, seed: int, output_dir: Path,
-                  checkpoint_minutes: float | None = None, precision: torch.dtype = torch.float32) -> SFTTrainer:
+                  checkpoint_minutes: float | None = None, precision: torch.dtype = torch.float32,
+                  checkpointing: bool = False) -> SFTTrainer:
     # Batches of similar lengths: IFT (~200 tokens) and EFT (~450) examples mixed at random
     # waste about a third of each step on padding.
-    args = SFTConfig(**trainer_args(cfg, output_dir, seed, precision), train_sampling_strategy="group_by_length")
+    args = SFTConfig(**trainer_args(cfg, output_dir, seed, precision, checkpointing),
+                     train_sampling_strategy="group_by_length")
     return quiet(SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
                             processing_class=tokenizer, peft_config=lora_config(cfg)), "sft", checkpoint_minutes)
 
@@ -64,7 +67,7 @@ def train(*, name: str, base_dir: Path, examples: list[dict], data_name: str, da
     params_record = {**params_record, "train": launch.record(train_cfg)}
     journal = training_journal(out_dir, read_manifest(base_dir)["hash"], files["hash"], params_record)
     trainer = build_trainer(model, tokenizer, examples, cfg, seed, journal.dir, train_cfg.checkpoint_minutes,
-                            precision)
+                            precision, gradient_checkpointing(train_cfg))
     dropped = len(examples) - len(trainer.train_dataset)
     if dropped:
         log.warning("%d of %d examples lost their whole response to sft.max_length=%d and are not trained on; "

@@ -22,7 +22,7 @@ from transformers.trainer_callback import PrinterCallback
 
 from ..errors import SrlmError
 from ..journal import Journal
-from ..params import DpoParams, SftParams
+from ..params import DpoParams, SftParams, TrainParams
 from ..storage import atomic_write_bytes, write_json
 
 log = logging.getLogger(__name__)
@@ -30,24 +30,35 @@ log = logging.getLogger(__name__)
 TIMING_KEYS = ("train_runtime", "train_samples_per_second", "train_steps_per_second")
 
 
-def trainer_args(cfg: SftParams | DpoParams, output_dir: Path, seed: int, precision: torch.dtype) -> dict:
+def trainer_args(cfg: SftParams | DpoParams, output_dir: Path, seed: int, precision: torch.dtype,
+                 checkpointing: bool = False) -> dict:
     """Keyword arguments shared by SFTConfig and DPOConfig: linear decay from learning_rate to
     lr_end, effective batch batch_size x grad_accum x processes, deterministic seeds, bf16 autocast over
-    fp32 master weights when `precision` (the dtype the run's models are run in) is bf16. Checkpoints are
-    saved into output_dir only when CheckpointEvery asks (the latest one is kept)."""
+    fp32 master weights when `precision` (the dtype the run's models are run in) is bf16, gradient
+    checkpointing when `checkpointing` (gradient_checkpointing). Checkpoints are saved into output_dir only
+    when CheckpointEvery asks (the latest one is kept)."""
     return dict(
         output_dir=str(output_dir), per_device_train_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
         learning_rate=cfg.learning_rate, lr_scheduler_type="polynomial",
         lr_scheduler_kwargs={"lr_end": cfg.lr_end, "power": 1.0}, warmup_steps=0, max_length=cfg.max_length,
         # TRL defaults to bf16 and gradient checkpointing; srlm trains in the precision it runs the models in.
-        bf16=precision == torch.bfloat16, gradient_checkpointing=False, use_cpu=not torch.cuda.is_available(),
+        # Non-reentrant checkpointing: the one PyTorch recommends, and it keeps the RNG state for dropout.
+        bf16=precision == torch.bfloat16, gradient_checkpointing=checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if checkpointing else None,
+        use_cpu=not torch.cuda.is_available(),
         report_to="none", save_strategy="no", save_total_limit=1, logging_steps=1, seed=seed, data_seed=seed,
         dataloader_num_workers=0, disable_tqdm=True,
         # Several processes: DDP; every parameter takes part in the loss, so skip the search for unused ones.
         ddp_find_unused_parameters=False,
         # The default filter logs a NaN/inf loss as the window's mean, which would hide it from StopOnNonFinite.
         logging_nan_inf_filter=False)
+
+
+def gradient_checkpointing(train: TrainParams) -> bool:
+    """train.gradient_checkpointing resolved: auto is on with CUDA only."""
+    choice = train.gradient_checkpointing
+    return torch.cuda.is_available() if choice == "auto" else choice
 
 
 def shared_dataset(rows: list[dict], folder: Path, args) -> Dataset:
