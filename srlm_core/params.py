@@ -135,9 +135,10 @@ class TrainParams(Section):
     accelerate_config: str | None = Field(
         None,
         description="accelerate config file for the launch (shipped: configs/accelerate/multi_gpu_ddp.yaml, "
-                    "fsdp.yaml, deepspeed_zero2.yaml, deepspeed_zero3.yaml; DeepSpeed needs `pip install deepspeed`); "
-                    "its num_processes is replaced by train.num_processes. Relative to the repository root. null: "
-                    "plain data parallel (DDP) when num_processes > 1.")
+                    "fsdp.yaml, deepspeed_zero2.yaml, deepspeed_zero3.yaml; DeepSpeed needs `pip install deepspeed`; "
+                    "for several machines multi_node_ddp.yaml, multi_node_fsdp.yaml, README 'Training on several "
+                    "machines'); its num_processes is replaced by train.num_processes. Relative to the repository "
+                    "root. null: plain data parallel (DDP) when num_processes > 1.")
 
     @field_validator("accelerate_config")
     @classmethod
@@ -156,6 +157,21 @@ class TrainParams(Section):
             raise ValueError(f"accelerate config file {value} is not an accelerate config (no distributed_type; "
                              "write one with `accelerate config --config_file <path>`)")
         return value
+
+    @property
+    def num_machines(self) -> int:
+        """Machines of the run: the accelerate config's num_machines (1 without a config)."""
+        if self.accelerate_config is None:
+            return 1
+        return int(yaml.safe_load(Path(self.accelerate_config).read_text(encoding="utf-8")).get("num_machines") or 1)
+
+    @model_validator(mode="after")
+    def _processes_per_machine(self):
+        if self.num_processes % self.num_machines:
+            raise ValueError(f"num_processes is {self.num_processes}, but {self.accelerate_config} spreads the run over "
+                             f"{self.num_machines} machines: set num_processes to the processes of all machines, the "
+                             f"same number on each (a multiple of {self.num_machines})")
+        return self
 
 
 class EftParams(Section):

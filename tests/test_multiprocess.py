@@ -5,10 +5,12 @@
   both exit 0, the 2-process log shows both ranks in one gloo process group, and the two
   model folders hold the same tensors (names, shapes) with the same lineage, recording 1 and 2
   processes;
+- the same 2 processes as two machines (a multi-node config, both machines on 127.0.0.1, the second
+  one's stage started as `srlm join` starts it): the same model, value for value;
 - stages/dpo.py with 2 processes and a checkpoint after every step (TRL's reference log-prob
   cache and the checkpoints are shared by the ranks).
 
-About a minute on 2 cores.
+About two minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+import torch
 import yaml
 from safetensors import safe_open
 
@@ -81,19 +84,29 @@ def sft_run(tmp_path: Path, name: str, ift: Path, base: Path, processes: int) ->
     return workdir, result.stderr
 
 
-def test_two_cpu_processes_train_the_same_model_as_one(tiny_srlm_model, ift, tmp_path, scratch):
+@pytest.fixture(scope="module")
+def two_processes(tiny_srlm_model, ift, tmp_path_factory) -> tuple[Path, str, Path]:
+    """stages/sft.py with 2 processes on this machine: (its folder, its log, its journal folder)."""
+    scratch = tmp_path_factory.mktemp("scratch")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SRLM_SCRATCH", str(scratch))
+        two, log = sft_run(tmp_path_factory.mktemp("two"), "two", ift, tiny_srlm_model, 2)
+    return two, log, scratch
+
+
+def test_two_cpu_processes_train_the_same_model_as_one(tiny_srlm_model, ift, tmp_path, scratch, two_processes):
     one, log_one = sft_run(tmp_path, "one", ift, tiny_srlm_model, 1)
     assert "accelerate" not in log_one and "rank" not in log_one
     assert_written_once(one / "models", scratch)
 
-    two, log_two = sft_run(tmp_path, "two", ift, tiny_srlm_model, 2)
+    two, log_two, two_scratch = two_processes
     assert "[M2] training on 2 processes (CPU, gloo): -m accelerate.commands.launch --num_processes 2" in log_two
     for rank in (0, 1):   # each rank reports once it is in the process group
         assert f"[M2 rank {rank}/2] rank {rank} of 2 in the process group (MULTI_CPU, backend gloo" in log_two
     assert "[M2 rank 0/2] training on 2 processes: effective batch 2 x 1 x 2 = 4" in log_two
     assert "[M2 rank 0/2] step 2/2 loss" in log_two and "[M2 rank 1/2] step" not in log_two
     assert log_two.count("wrote models/M2") == 1      # only the main process writes
-    assert_written_once(two / "models", scratch)
+    assert_written_once(two / "models", two_scratch)
 
     assert tensors(one / "models" / "M2") == tensors(two / "models" / "M2")
     m1, m2 = manifest(one / "models" / "M2"), manifest(two / "models" / "M2")
@@ -104,6 +117,49 @@ def test_two_cpu_processes_train_the_same_model_as_one(tiny_srlm_model, ift, tmp
     assert m2["params"]["train"] == {"num_processes": 2, "accelerate_config": None}
     for workdir in (one, two):
         assert json.loads((workdir / "metrics" / "train.json").read_text())["steps"] == 2
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_machines_train_the_same_model_as_two_processes_on_one(tiny_srlm_model, ift, tmp_path, scratch,
+                                                                   two_processes):
+    """configs/accelerate/multi_node_ddp.yaml with both machines on this one (127.0.0.1, a free port), one
+    process each: machine 0 starts the stage as `dvc repro` does, machine 1 as `srlm join` does
+    (SRLM_MACHINE_RANK=1), in the same folder (a shared filesystem). Global rank 0 writes the model, and it
+    equals, value for value, the model of two processes on one machine."""
+    from safetensors.torch import load_file
+
+    two = two_processes[0]
+    config = yaml.safe_load((REPO / "configs" / "accelerate" / "multi_node_ddp.yaml").read_text())
+    config.update(main_process_ip="127.0.0.1", main_process_port=free_port())
+    workdir = tmp_path / "machines"
+    workdir.mkdir()
+    shutil.copy(ift, workdir / "ift.parquet")
+    (workdir / "machines.yaml").write_text(yaml.safe_dump(config))
+    params = {"sft": SFT, "train": {"num_processes": 2, "accelerate_config": "machines.yaml"}}
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in DISTRIBUTED_ENV + (launch.MACHINE_RANK, "SLURM_NODEID")}
+    env.update(PYTHONPATH=str(REPO), PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    cmd = [sys.executable, str(REPO / "stages" / "sft.py"), "--base", str(tiny_srlm_model), "--ift", "ift.parquet",
+           "--out", "models/M2", "--metrics", "metrics"]
+    machines = [subprocess.Popen(cmd, cwd=workdir, env=dict(env, **{launch.MACHINE_RANK: str(rank)}),
+                                 stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+    logs = [m.communicate(timeout=600)[1] for m in machines]
+    assert [m.returncode for m in machines] == [0, 0], logs[0][-3000:] + logs[1][-3000:]
+    assert "training on 2 processes (CPU, gloo, machine 1 of 2)" in logs[1] and "--machine_rank 1" in logs[1]
+    assert "[M2 rank 0/2] training on 2 processes: effective batch 2 x 1 x 2 = 4" in logs[0]
+    assert "[M2 rank 1/2] rank 1 of 2 in the process group" in logs[1]
+    assert logs[0].count("wrote models/M2") == 1 and "wrote models/M2" not in logs[1]
+    assert_written_once(workdir / "models", scratch)
+    ours, theirs = load_file(str(workdir / "models" / "M2" / "model.safetensors")), \
+        load_file(str(two / "models" / "M2" / "model.safetensors"))
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
 
 
 def test_two_cpu_processes_run_dpo_with_checkpoints(tiny_srlm_model, tmp_path, scratch):
@@ -139,26 +195,61 @@ def test_bad_process_params_fail_at_load_naming_the_key(tmp_path):
 
 
 @pytest.mark.parametrize("config,kind", [("multi_gpu_ddp", "MULTI_GPU"), ("fsdp", "FSDP"),
-                                         ("deepspeed_zero2", "DEEPSPEED"), ("deepspeed_zero3", "DEEPSPEED")])
-def test_shipped_accelerate_configs_are_valid(config, kind):
+                                         ("deepspeed_zero2", "DEEPSPEED"), ("deepspeed_zero3", "DEEPSPEED"),
+                                         ("multi_node_ddp", "MULTI_GPU"), ("multi_node_fsdp", "FSDP")])
+def test_shipped_accelerate_configs_are_valid(config, kind, monkeypatch):
     """Each shipped config loads as params and as an accelerate launch (without starting it); the
-    process count comes from train.num_processes."""
+    process count comes from train.num_processes, a multi-node config's machine rank from SRLM_MACHINE_RANK."""
     from accelerate.commands.launch import (
         _validate_launch_command,
         launch_command_parser,
     )
 
     path = REPO / "configs" / "accelerate" / f"{config}.yaml"
-    train = parse_params({"train": {"num_processes": 4, "accelerate_config": str(path)}}).train
+    monkeypatch.setenv(launch.MACHINE_RANK, "1")
+    train = parse_params({"train": {"num_processes": 16, "accelerate_config": str(path)}}).train
     cmd = launch.launch_command(train, ["stages/sft.py", "--out", "models/M1"])
     assert cmd[:3] == [sys.executable, "-m", "accelerate.commands.launch"]
     args, defaults, _ = _validate_launch_command(launch_command_parser().parse_args(cmd[3:]))
-    assert str(defaults.distributed_type).endswith(kind) and args.num_processes == 4
+    assert str(defaults.distributed_type).endswith(kind) and args.num_processes == 16
+    assert args.machine_rank == (1 if train.num_machines > 1 else 0) and train.num_machines == defaults.num_machines
     assert args.training_script == "stages/sft.py" and args.training_script_args == ["--out", "models/M1"]
 
 
+def test_multi_node_processes_and_rank(tmp_path, monkeypatch):
+    """num_processes counts every machine's processes, the same on each; the rank: SRLM_MACHINE_RANK, else
+    SLURM_NODEID, else 0."""
+    config = str(REPO / "configs" / "accelerate" / "multi_node_fsdp.yaml")   # 8 machines
+    with pytest.raises(SrlmError, match=r"train: .*num_processes is 12, but .*multi_node_fsdp\.yaml spreads the run "
+                                        r"over 8 machines: .*a multiple of 8"):
+        parse_params({"train": {"num_processes": 12, "accelerate_config": config}})
+    for name in (launch.MACHINE_RANK, "SLURM_NODEID"):
+        monkeypatch.delenv(name, raising=False)
+    assert launch.machine_rank() == "0"
+    monkeypatch.setenv("SLURM_NODEID", "5")
+    assert launch.machine_rank() == "5"
+    monkeypatch.setenv(launch.MACHINE_RANK, "2")
+    assert launch.machine_rank() == "2"
+    single = parse_params({"train": {"num_processes": 2}}).train
+    assert single.num_machines == 1 and "--machine_rank" not in launch.launch_command(single, ["x.py"])
+
+
+def test_join_runs_a_training_stage_of_dvc_yaml_as_another_machine():
+    from typer.testing import CliRunner
+
+    from srlm_core.cli import app
+
+    shown = CliRunner().invoke(app, ["join", "dpo@M3", "--machine-rank", "1", "--repo", str(REPO), "--dry-run"])
+    assert shown.exit_code == 0 and shown.stdout.startswith(
+        "SRLM_MACHINE_RANK=1 python stages/dpo.py --prev models/M2 --aift data/aift/M2 --out models/M3")
+    refused = CliRunner().invoke(app, ["join", "judge@M2", "--machine-rank", "1", "--repo", str(REPO)])
+    assert refused.exit_code == 1 and "judge@M2 is not a training stage" in str(refused.exception or refused.output)
+    assert CliRunner().invoke(app, ["join", "sft", "--machine-rank", "0", "--repo", str(REPO)]).exit_code == 2
+
+
 def test_every_shipped_config_is_tested():
-    assert {p.stem for p in CONFIGS} == {"multi_gpu_ddp", "fsdp", "deepspeed_zero2", "deepspeed_zero3"}
+    assert {p.stem for p in CONFIGS} == {"multi_gpu_ddp", "fsdp", "deepspeed_zero2", "deepspeed_zero3",
+                                         "multi_node_ddp", "multi_node_fsdp"}
 
 
 def test_one_process_without_config_is_not_launched():

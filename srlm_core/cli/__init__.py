@@ -10,7 +10,7 @@ import sys
 import typer
 
 from ..errors import SrlmError
-from . import data, diff, lineage, metrics, plots, report, sql
+from . import data, diff, join, lineage, metrics, plots, report, sql
 
 app = typer.Typer(help="Self-Rewarding Language Models: query, inspect and verify a run.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -22,6 +22,7 @@ app.command("metrics")(metrics.metrics)
 app.command("plots")(plots.plots)
 app.command("report")(report.report)
 app.command("diff")(diff.diff)
+app.command("join")(join.join)
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ from ..stage import run_stage
 
 log = logging.getLogger(__name__)
 LAUNCHER_PID = "SRLM_LAUNCHER_PID"   # the stage process that ran `accelerate launch`, for the ranks' check
+MACHINE_RANK = "SRLM_MACHINE_RANK"   # this machine's rank in a multi-node run (`srlm join` sets it)
 
 
 def under_launcher() -> bool:
@@ -60,14 +61,23 @@ def record(train: TrainParams) -> dict:
     return {"num_processes": world_size(), "accelerate_config": config}
 
 
+def machine_rank() -> str:
+    """This machine's rank in a multi-node run: SRLM_MACHINE_RANK (`srlm join` sets it), else SLURM_NODEID (srun
+    sets it on each node), else 0, the machine that runs `dvc repro`."""
+    return os.environ.get(MACHINE_RANK) or os.environ.get("SLURM_NODEID") or "0"
+
+
 def launch_command(train: TrainParams, argv: list[str]) -> list[str]:
     """`accelerate launch` for this script and arguments. Without a config file: plain data parallel over
     `num_processes` local processes. accelerate's `--multi_gpu` is its torchrun launcher; on a machine without
     CUDA the processes join with gloo on the CPU (`--cpu` would start a single process, and accelerate's
-    MULTI_CPU setting needs mpirun)."""
+    MULTI_CPU setting needs mpirun). With a config for several machines, `num_processes` counts the processes
+    of all of them and this machine's rank comes from machine_rank()."""
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(train.num_processes)]
     if train.accelerate_config is not None:
         cmd += ["--config_file", train.accelerate_config]
+        if train.num_machines > 1:
+            cmd += ["--machine_rank", machine_rank()]
     else:
         cmd += ["--multi_gpu", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                 "--main_process_port", "0"]    # 0: a free port, so two runs on one machine do not collide
@@ -79,15 +89,17 @@ def relaunch(train: TrainParams, name: str, argv: list[str] | None = None) -> in
     import torch  # only the launching process needs it here
 
     cuda_devices = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if cuda_devices and train.num_processes > cuda_devices:
-        raise SrlmError(f"train.num_processes is {train.num_processes} but this machine has {cuda_devices} "
-                        f"GPU(s); use one process per GPU")
-    if not cuda_devices and train.num_processes > (os.cpu_count() or 1):
-        log.warning("train.num_processes is %d on %d CPU cores: processes will compete for cores",
-                    train.num_processes, os.cpu_count() or 1)
+    here = train.num_processes // train.num_machines
+    if cuda_devices and here > cuda_devices:
+        raise SrlmError(f"train.num_processes is {train.num_processes} on {train.num_machines} machine(s), {here} "
+                        f"on each, but this machine has {cuda_devices} GPU(s); use one process per GPU")
+    if not cuda_devices and here > (os.cpu_count() or 1):
+        log.warning("%d training processes on %d CPU cores: processes will compete for cores", here,
+                    os.cpu_count() or 1)
     cmd = launch_command(train, argv if argv is not None else sys.argv)
-    log.info("training on %d processes (%s): %s", train.num_processes,
-             f"{cuda_devices} GPU(s)" if cuda_devices else "CPU, gloo", " ".join(cmd[1:]))
+    where = f", machine {machine_rank()} of {train.num_machines}" if train.num_machines > 1 else ""
+    log.info("training on %d processes (%s%s): %s", train.num_processes,
+             f"{cuda_devices} GPU(s)" if cuda_devices else "CPU, gloo", where, " ".join(cmd[1:]))
     env = dict(os.environ, **{LAUNCHER_PID: str(os.getpid())})
     proc = subprocess.Popen(cmd, env=env)
 
