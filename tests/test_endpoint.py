@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from srlm_core.engine.http import retry_after
 from srlm_core.errors import SrlmError
-from srlm_core.judges.evaluator import EndpointEvaluator, PairwiseTemplate, retry_after
+from srlm_core.judges.evaluator import EndpointEvaluator, PairwiseTemplate
 from srlm_core.params import EvaluatorParams
 
 TEMPLATE = "srlm_core/templates/h2h_pairwise_v1.txt"
@@ -108,7 +109,7 @@ def test_busy_server_is_retried_until_attempts_run_out(scripted, monkeypatch):
 
 
 def test_a_slow_server_times_out_with_a_clear_error(scripted, monkeypatch):
-    monkeypatch.setattr("srlm_core.judges.evaluator.time.sleep", lambda s: None)
+    monkeypatch.setattr("srlm_core.engine.http.time.sleep", lambda s: None)
     serve, servers = scripted
     with pytest.raises(SrlmError, match="no answer after 2 attempt"):
         _evaluator(serve(delay=3.0), attempts=2, timeout_s=0.3).compare([("q", "a", "b")])

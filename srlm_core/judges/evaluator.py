@@ -10,18 +10,15 @@ endpoint  any OpenAI-compatible chat-completions server at temperature 0; the ve
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 from ..engine.backend import Generator, chunks, open_generator, progress
+from ..engine.http import headers, request_json
 from ..engine.prompts import chat_prompt_ids, clip, fill, read_template
 from ..errors import SrlmError
 from ..hashing import sha256_bytes
@@ -30,8 +27,6 @@ from ..params import EvaluatorParams, GenerationParams
 
 VERDICT = re.compile(r"\[\[([AB])\]\]")
 PLACEHOLDERS = ("{prompt}", "{response_a}", "{response_b}")
-RETRY_STATUS = (429, 500, 502, 503, 504)
-MAX_RETRY_AFTER_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -107,35 +102,21 @@ class EndpointEvaluator:
             raise SrlmError(f"evaluation.evaluator: the API key variable {cfg.api_key_env} is not set; export it "
                             "(any value for a server without authentication)")
         self.url = f"{cfg.base_url.rstrip('/')}/chat/completions"
-        self.headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+        self.headers = headers(key)
         self.cfg, self.template, self.seed = cfg, template, seed
         self.name = f"endpoint:{cfg.endpoint_model}"
         self.hash = sha256_bytes(f"{self.url}\n{cfg.endpoint_model}".encode())
 
     def _request(self, content: str) -> str:
-        body = json.dumps({"model": self.cfg.endpoint_model, "messages": [{"role": "user", "content": content}],
-                           "temperature": 0, "max_tokens": self.cfg.max_tokens, "seed": self.seed}).encode()
-        attempts = self.cfg.attempts
-        for attempt in range(attempts):
-            wait = 2.0 ** attempt
-            request = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")
-            try:
-                with urllib.request.urlopen(request, timeout=self.cfg.timeout_s) as response:
-                    reply = json.loads(response.read())
-                return reply["choices"][0]["message"]["content"] or ""
-            except urllib.error.HTTPError as exc:
-                if exc.code not in RETRY_STATUS or attempt == attempts - 1:
-                    detail = exc.read()[:300].decode("utf-8", "replace")
-                    raise SrlmError(f"{self.url}: HTTP {exc.code} after {attempt + 1} attempt(s): {detail}") from None
-                wait = retry_after(exc.headers.get("Retry-After"), wait)
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-                if attempt == attempts - 1:
-                    raise SrlmError(f"{self.url}: no answer after {attempts} attempt(s) ({exc}); check "
-                                    "evaluation.evaluator.base_url, or raise timeout_s / attempts") from None
-            except (KeyError, IndexError, TypeError, json.JSONDecodeError):
-                raise SrlmError(f"{self.url}: the reply is not an OpenAI chat-completions response") from None
-            time.sleep(wait)
-        raise AssertionError("unreachable")
+        body = {"model": self.cfg.endpoint_model, "messages": [{"role": "user", "content": content}],
+                "temperature": 0, "max_tokens": self.cfg.max_tokens, "seed": self.seed}
+        reply = request_json(self.url, body, headers=self.headers, timeout_s=self.cfg.timeout_s,
+                             attempts=self.cfg.attempts,
+                             fix="check evaluation.evaluator.base_url, or raise timeout_s / attempts")
+        try:
+            return reply["choices"][0]["message"]["content"] or ""
+        except (KeyError, IndexError, TypeError):
+            raise SrlmError(f"{self.url}: the reply is not an OpenAI chat-completions response") from None
 
     def compare(self, items: Sequence[tuple[str, str, str]], label: str = "evaluating",
                 journal: Journal | None = None) -> list[Verdict]:
@@ -146,14 +127,6 @@ class EndpointEvaluator:
         with ThreadPoolExecutor(max_workers=min(self.cfg.concurrency, len(batch))) as pool:
             raws = list(pool.map(lambda item: self._request(self.template.fill(*item)), batch))
         return [Verdict(raw, parse_verdict(raw)) for raw in raws]
-
-
-def retry_after(header: str | None, default: float) -> float:
-    """Seconds to wait before the next try: the server's Retry-After (seconds form) when it sent one."""
-    try:
-        return min(max(float(header), 0.0), MAX_RETRY_AFTER_S) if header else default
-    except ValueError:
-        return default
 
 
 def compare_in_chunks(verdicts: Callable[[Sequence], list[Verdict]], rows: Sequence, batch_size: int, label: str,
