@@ -57,7 +57,7 @@ $(VLLM_VENV)/.installed: pyproject.toml requirements.lock
 	touch $@
 
 test-vllm: $(VLLM_VENV)/.installed
-	$(VLLM_VENV)/bin/pytest -q tests/test_vllm.py
+	$(VLLM_VENV)/bin/pytest -q tests/test_vllm.py tests/test_openai_backend.py
 
 # Re-resolve the pins after editing pyproject.toml (needs the package index).
 lock:

@@ -252,10 +252,33 @@ class VllmParams(Section):
     cpu_kvcache_gib: int = Field(4, gt=0, description="CPU build: GiB of memory for the KV cache (VLLM_CPU_KVCACHE_SPACE).")
 
 
+class OpenAIServerParams(Section):
+    servers: list[str] = Field(
+        ["http://127.0.0.1:8000/v1"], min_length=1, description="Base URLs of OpenAI-compatible completions servers "
+        "(e.g. `vllm serve`, one model each); a stage asks each for its model list and uses the one serving the model "
+        "it needs under the name `srlm serve` gives it (README \"Serving the models\").")
+    concurrency: int = Field(16, gt=0, description="Requests in flight at once (one prompt each); the server batches them.")
+    timeout_s: float = Field(600.0, gt=0, description="Seconds per request before it fails (a request is one prompt's "
+                             "n samples).")
+    attempts: int = Field(3, gt=0, description="Tries per request; a timeout, a refused connection or HTTP 429/5xx is "
+                          "retried after 1, 2, 4 ... s (or the server's Retry-After).")
+    api_key_env: str = Field("SRLM_OPENAI_API_KEY", description="Environment variable holding the servers' API key; "
+                             "unset: requests carry none (a local `vllm serve` needs none).")
+
+    @field_validator("servers")
+    @classmethod
+    def _urls(cls, servers: list[str]) -> list[str]:
+        for url in servers:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} is not an http(s) URL; expected e.g. http://127.0.0.1:8000/v1")
+        return [url.rstrip("/") for url in servers]
+
+
 class GenerationParams(Section):
-    backend: Literal["transformers", "vllm"] = Field(
+    backend: Literal["transformers", "vllm", "openai"] = Field(
         "transformers", description="Engine for every generation stage (prompts, candidates, judge, eft, answers, rm_eval). "
-        "vllm needs `pip install -e .[vllm]` (see README).")
+        "vllm needs `pip install -e .[vllm]` (see README). openai: requests to running servers (`generation.openai`), "
+        "so a large model is loaded once per model, not once per stage.")
     dtype: Literal["auto", "float32", "bfloat16"] = Field(
         "auto", description="The precision models are trained and run in. auto: bfloat16 on CUDA GPUs with bf16, float32 "
         "on CPUs, even those with bf16 units, where bf16 rounds the small-model DPO updates away (docs/dpo-profile.md). "
@@ -273,6 +296,7 @@ class GenerationParams(Section):
         "the dynamic KV cache and 31% with the static one: docs/benchmarks.md). The CPU path repeats either way and "
         "is left as it is.")
     vllm: VllmParams = VllmParams()
+    openai: OpenAIServerParams = OpenAIServerParams()
 
 
 class LengthControlParams(Section):

@@ -10,7 +10,7 @@ import sys
 import typer
 
 from ..errors import SrlmError
-from . import data, diff, join, lineage, metrics, plots, report, sql
+from . import data, diff, join, lineage, metrics, plots, report, serve, sql
 
 app = typer.Typer(help="Self-Rewarding Language Models: query, inspect and verify a run.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -23,6 +23,7 @@ app.command("plots")(plots.plots)
 app.command("report")(report.report)
 app.command("diff")(diff.diff)
 app.command("join")(join.join)
+app.command("serve")(serve.serve)
 
 
 def main() -> None:

@@ -42,7 +42,7 @@ def join(
     config for several machines (configs/accelerate/multi_node_*.yaml): run the stage's own command here as
     machine MACHINE_RANK, so its ranks join machine 0's. Global rank 0, on machine 0, writes the model.
 
-    Example (on the second machine, while machine 0 runs `dvc repro`): srlm join dpo@M2 --machine-rank 1
+    Example: srlm join dpo@M2 --machine-rank 1   (on the second machine, while machine 0 runs `dvc repro`)
     """
     cmd = stage_command(repo, stage)
     if dry_run:

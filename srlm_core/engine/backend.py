@@ -2,17 +2,18 @@
 
 Stages hand a Generator token-id prompts and get `Sample`s back; the judge asks it to judge a
 batch that shares one prompt prefix (samples, and for probability scoring the expected digit
-after each), and the head-to-head evaluator for next-token probabilities. Both engines
-(`transformers_backend`, `vllm_backend`) implement this and return these types, so the event
-rows they lead to have one schema; `info()` (engine and dtype) goes into every row's sampling
-metadata.
+after each), and the head-to-head evaluator for next-token probabilities. Every engine
+(`transformers_backend`, `vllm_backend`, and `openai_backend` for a served one) implements this
+and returns these types, so the event rows they lead to have one schema; `info()` (engine and
+dtype) goes into every row's sampling metadata.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import random
+from dataclasses import astuple, dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Protocol, Sequence
+from typing import Callable, Iterable, Iterator, Protocol, Sequence
 
 from rich.progress import (
     BarColumn,
@@ -53,6 +54,42 @@ def progress(description: str) -> Progress:
 def chunks(items: Sequence, size: int) -> Iterator[tuple[int, Sequence]]:
     for start in range(0, len(items), size):
         yield start // size, items[start:start + size]
+
+
+def prompt_seeds(chunk_seed: int, count: int) -> list[int]:
+    """One seed per prompt of a chunk, drawn from the chunk's seed: identical prompts in a chunk still
+    get different samples, as they do with transformers' one generator (engines seeded per request)."""
+    rng = random.Random(chunk_seed)
+    return [rng.getrandbits(63) for _ in range(count)]
+
+
+def sample_in_chunks(prompts: Sequence[Sequence[int]], *, n: int, batch_size: int, journal: Journal | None,
+                     label: str, compute: Callable[[list[tuple[int, Sequence]]], Iterable[tuple[int, list]]]
+                     ) -> list[list[Sample]]:
+    """n samples per prompt, chunk by chunk (batch_size prompts each): a chunk found in `journal` is
+    replayed, the others go to compute(todo), which yields (position in todo, that chunk's rows) as
+    each finishes, in any order; each finished chunk is journaled at once."""
+    done: dict[int, list[list[Sample]]] = {}
+    todo: list[tuple[int, Sequence]] = []
+    for index, batch in chunks(prompts, batch_size):
+        stored = journal.get(index) if journal is not None else None
+        if stored is None:
+            todo.append((index, batch))
+        else:
+            done[index] = [[Sample(*s) for s in r] for r in stored]
+    with progress(label) as bar:
+        task = bar.add_task(label, total=len(prompts) * n, rate="")
+        for position, rows in (compute(todo) if todo else ()):
+            index = todo[position][0]
+            if journal is not None:
+                journal.put(index, [[astuple(s) for s in r] for r in rows])
+            done[index] = rows
+            elapsed = bar.tasks[task].elapsed or 1e-9
+            bar.update(task, completed=sum(map(len, done.values())) * n,
+                       rate=f"{sum(s.num_tokens for c in done.values() for r in c for s in r) / elapsed:.0f} tok/s")
+    if journal:
+        journal.report(len(range(0, len(prompts), batch_size)))
+    return [row for index in sorted(done) for row in done[index]]
 
 
 class Generator(Protocol):
@@ -100,6 +137,9 @@ def judge_batch_generic(gen: Generator, prefix, suffixes, *, n, sampling, seed, 
 
 
 def open_generator(cfg: GenerationParams, model_dir: Path | str) -> Generator:
+    if cfg.backend == "openai":
+        from .openai_backend import OpenAIGenerator
+        return OpenAIGenerator(model_dir, cfg)
     if cfg.backend == "vllm":
         from .vllm_backend import (
             VllmGenerator,  # optional extra: imported only when asked for

@@ -14,10 +14,7 @@ import json
 import logging
 import math
 import os
-import random
-from dataclasses import astuple
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from transformers import AutoTokenizer
@@ -26,7 +23,7 @@ from ..errors import SrlmError
 from ..log.lineage import read_manifest
 from ..params import GenerationParams
 from . import runtime
-from .backend import Sample, chunks, judge_batch_generic, progress
+from .backend import Sample, judge_batch_generic, prompt_seeds, sample_in_chunks
 from .vllm_replicas import ReplicaPool, replica_envs
 
 log = logging.getLogger(__name__)
@@ -74,14 +71,11 @@ def sample_chunk(llm, batch, n: int, sampling, seed: int, stop_strings: tuple, e
 
     # vLLM refuses n > 1 with greedy decoding; the n samples would be equal anyway.
     greedy = sampling.temperature == 0
-    # One seed per prompt drawn from the chunk's seed: identical prompts in a chunk
-    # still get different samples, as they do with transformers' one generator.
-    rng = random.Random(seed)
     params = [SamplingParams(n=1 if greedy else n, max_tokens=sampling.max_new_tokens,
-                             seed=rng.getrandbits(63), stop=list(stop_strings), include_stop_str_in_output=True,
+                             seed=prompt_seed, stop=list(stop_strings), include_stop_str_in_output=True,
                              **({"temperature": 0.0} if greedy else
                                 {"temperature": sampling.temperature, "top_p": sampling.top_p}))
-              for _ in batch]
+              for prompt_seed in prompt_seeds(seed, len(batch))]
     return [[_sample(c, eos) for c in out.outputs] * (n if greedy else 1) for out in _generate(llm, batch, params)]
 
 
@@ -169,28 +163,10 @@ class VllmGenerator:
         """n samples per prompt. Chunk b (batch_size prompts) is seeded from seed + b alone, so it is
         the same whether computed now, by any replica, or replayed from `journal` after a kill."""
         eos = frozenset({self.tokenizer.eos_token_id, self.tokenizer.pad_token_id})
-        done: dict[int, list[list[Sample]]] = {}
-        todo: list[tuple[int, Sequence]] = []
-        for index, batch in chunks(prompts, batch_size):
-            stored = journal.get(index) if journal is not None else None
-            if stored is None:
-                todo.append((index, batch))
-            else:
-                done[index] = [[Sample(*s) for s in r] for r in stored]
-        with progress(label) as bar:
-            task = bar.add_task(label, total=len(prompts) * n, rate="")
-            calls = [(batch, n, sampling, seed + index, tuple(stop_strings), eos) for index, batch in todo]
-            for position, rows in self._run(sample_chunk, calls):
-                index = todo[position][0]
-                if journal is not None:
-                    journal.put(index, [[astuple(s) for s in r] for r in rows])
-                done[index] = rows
-                elapsed = bar.tasks[task].elapsed or 1e-9
-                bar.update(task, completed=sum(map(len, done.values())) * n,
-                           rate=f"{sum(s.num_tokens for c in done.values() for r in c for s in r) / elapsed:.0f} tok/s")
-        if journal:
-            journal.report(len(range(0, len(prompts), batch_size)))
-        return [row for index in sorted(done) for row in done[index]]
+        calls = lambda todo: [(batch, n, sampling, seed + index, tuple(stop_strings), eos)  # noqa: E731
+                              for index, batch in todo]
+        return sample_in_chunks(prompts, n=n, batch_size=batch_size, journal=journal, label=label,
+                                compute=lambda todo: self._run(sample_chunk, calls(todo)))
 
     def _token_probs(self, prompts, tokens) -> list[list[float]]:
         """Each prompt's next-token probabilities of `tokens` from the top-20 log-probs (a missing one
