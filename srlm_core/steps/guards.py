@@ -135,18 +135,12 @@ def read_answers(events: EventLog, model: str) -> tuple[dict[str, str], set[str]
     return {r["prompt_id"]: r["text"] for r in rows}, {r["model_hash"] for r in rows}
 
 
-def read_rm(metrics_root: Path, model: str) -> dict:
-    rm = read_json(metrics_root / model / "rm_eval.json")
-    if not rm:
-        raise SrlmError(f"{metrics_root / model / 'rm_eval.json'}: not found; run `dvc repro rm_eval@{model}`")
-    return rm
-
-
-def read_train(metrics_root: Path, model: str) -> dict:
-    train = read_json(metrics_root / model / "train.json")
-    if not train:
-        raise SrlmError(f"{metrics_root / model / 'train.json'}: not found; run `dvc repro dpo@{model}`")
-    return train
+def read_metrics(metrics_root: Path, model: str, name: str, stage: str) -> dict:
+    """metrics/<model>/<name>.json, which `stage`@<model> writes."""
+    found = read_json(metrics_root / model / f"{name}.json")
+    if not found:
+        raise SrlmError(f"{metrics_root / model / f'{name}.json'}: not found; run `dvc repro {stage}@{model}`")
+    return found
 
 
 def run(params: Params, *, iteration: int, model: str, parent: str, events_root: Path, metrics_root: Path) -> dict:
@@ -158,9 +152,10 @@ def run(params: Params, *, iteration: int, model: str, parent: str, events_root:
                         f"weights; re-run `dvc repro answers@{model}`, which replaces the partition")
     measures = {**judge_collapse(candidate_scores(events, iteration), cfg.top_score, iteration),
                 "length_growth": length_growth(answers, read_answers(events, parent)[0], model, parent),
-                "rm_accuracy_drop": rm_accuracy_drop(read_rm(metrics_root, model), read_rm(metrics_root, parent),
+                "rm_accuracy_drop": rm_accuracy_drop(read_metrics(metrics_root, model, "rm_eval", "rm_eval"),
+                                                     read_metrics(metrics_root, parent, "rm_eval", "rm_eval"),
                                                      model, parent),
-                "dpo_pairs_loss": dpo_pairs_loss(read_train(metrics_root, model), model)}
+                "dpo_pairs_loss": dpo_pairs_loss(read_metrics(metrics_root, model, "train", "dpo"), model)}
     settings, model_hash = sampling_json(cfg.model_dump()), next(iter(hashes))
     rows = []
     for guard, measure in measures.items():
