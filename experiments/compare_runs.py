@@ -47,6 +47,29 @@ def table(run: Path, name: str, model: str) -> str:
     return f"read_parquet('{folder.as_posix()}/**/*.parquet', union_by_name = true)"
 
 
+def check_current(con, run: Path, model: str) -> None:
+    """Refuse a run whose evaluation of `model` is older than the model (an arm whose evaluation
+    stages have not re-run yet still holds the baseline's events, which would compare as +0.000)."""
+    manifest = run / "models" / model / "manifest.json"
+    if not manifest.is_file():
+        raise SystemExit(f"{manifest}: missing; run `dvc repro` (or `dvc checkout`) in {run}")
+    want = json.loads(manifest.read_text())["hash"]
+    stale = []
+    for name, stage in (("eval_answers", "answers"), ("instruction_answers", "instructions"),
+                        ("rm_judgements", "rm_eval"), ("reply_logprobs", "logprobs")):
+        found = {h for (h,) in con.sql(f"select distinct {key('model_hash')} from {table(run, name, model)}").fetchall()}
+        if found != {want}:
+            stale.append(f"{stage}@{model}")
+    orphans = con.sql(f"""select count(*) from {table(run, 'answer_scores', model)}
+                          where {key('answer_id')} not in (select {key('answer_id')}
+                                                           from {table(run, "eval_answers", model)})""").fetchall()[0][0]
+    if orphans:
+        stale.append(f"scores@{model}")
+    if stale:
+        raise SystemExit(f"{run}: the events of {', '.join(stale)} are not those of models/{model} (hash "
+                         f"{want[:12]}); run `dvc repro {' '.join(stale)}` there first")
+
+
 def per_prompt(con, run: Path, model: str) -> dict[str, dict[str, float]]:
     """prompt id -> the fixed judge's mean score, the answer's characters, instructions followed."""
     scores = dict(con.sql(f"select {key('prompt_id')}, avg(score) from {table(run, 'answer_scores', model)} "
@@ -113,6 +136,8 @@ def compare(run_a: Path, run_b: Path, model: str, model_b: str | None = None) ->
     """B's `model_b` (default: `model`) minus A's `model`, item by item."""
     model_b = model_b or model
     con = duckdb.connect()
+    check_current(con, run_a, model)
+    check_current(con, run_b, model_b)
     a, b = per_prompt(con, run_a, model), per_prompt(con, run_b, model_b)
     out = {}
     for key in ("score", "chars"):

@@ -24,22 +24,28 @@ def write(run, table, rows, model="M2"):
 def make_run(run, *, scores, chars, followed, rm_scores, logprobs=(0, 0, 0), model="M2"):
     """Two prompts p0/p1 (one answer each, two judge samples), two instruction prompts with two
     instructions each, one ranked group of three replies (human ranks 0 < 1 < 2) in one tree, which
-    the SFT baseline gives log-prob 0 each and `model` `logprobs`."""
-    write(run, "answer_scores", [{"prompt_id": p, "score": s + d} for p, s in zip(("p0", "p1"), scores)
-                                 for d in (-0.5, 0.5)], model)
-    write(run, "eval_answers", [{"prompt_id": p, "text": "x" * n} for p, n in zip(("p0", "p1"), chars)], model)
-    write(run, "instruction_answers", [{"origin_id": o, "followed": f, "checks": json.dumps([{}, {}])}
-                                       for o, f in zip(("i0", "i1"), followed)], model)
-    write(run, "rm_judgements", [{"group_id": "g", "reply_id": f"r{rank}", "human_rank": rank, "score": s}
-                                 for rank, s in enumerate(rm_scores)], model)
+    the SFT baseline gives log-prob 0 each and `model` `logprobs`; every event by `model`'s weights
+    (models/<model>/manifest.json's hash)."""
+    weights = f"hash-of-{model}"
+    (run / "models" / model).mkdir(parents=True)
+    (run / "models" / model / "manifest.json").write_text(json.dumps({"hash": weights}))
+    write(run, "answer_scores", [{"prompt_id": p, "answer_id": f"a-{p}", "score": s + d}
+                                 for p, s in zip(("p0", "p1"), scores) for d in (-0.5, 0.5)], model)
+    write(run, "eval_answers", [{"prompt_id": p, "answer_id": f"a-{p}", "text": "x" * n, "model_hash": weights}
+                                for p, n in zip(("p0", "p1"), chars)], model)
+    write(run, "instruction_answers", [{"origin_id": o, "followed": f, "checks": json.dumps([{}, {}]),
+                                        "model_hash": weights} for o, f in zip(("i0", "i1"), followed)], model)
+    write(run, "rm_judgements", [{"group_id": "g", "reply_id": f"r{rank}", "human_rank": rank, "score": s,
+                                  "model_hash": weights} for rank, s in enumerate(rm_scores)], model)
     heldout = run / "data" / "processed" / "heldout_ranked.parquet"
     if not heldout.exists():
         heldout.parent.mkdir(parents=True)
         pq.write_table(pa.Table.from_pylist([{"tree_id": "t", "group_id": "g", "reply_id": f"r{rank}", "rank": rank}
                                              for rank in range(3)]), heldout)
-        write(run, "reply_logprobs", [{"reply_id": f"r{rank}", "logprob": 0.0} for rank in range(3)], "SFT")
+        write(run, "reply_logprobs", [{"reply_id": f"r{rank}", "logprob": 0.0, "model_hash": "hash-of-SFT"}
+                                      for rank in range(3)], "SFT")
     if model != "SFT":
-        write(run, "reply_logprobs", [{"reply_id": f"r{rank}", "logprob": float(lp)}
+        write(run, "reply_logprobs", [{"reply_id": f"r{rank}", "logprob": float(lp), "model_hash": weights}
                                       for rank, lp in enumerate(logprobs)], model)
 
 
@@ -66,6 +72,22 @@ def test_differences_are_b_minus_a_item_by_item(tmp_path):
     assert (result["implicit_vs_sft"]["a"], result["implicit_vs_sft"]["b"]) == (0.5, 1.0)
 
 
+def test_an_evaluation_older_than_the_model_is_refused(tmp_path):
+    """An arm whose evaluation stages have not re-run still holds the baseline's events: refused, naming
+    the stages to re-run, instead of comparing as +0.000."""
+    make_run(tmp_path, scores=(2, 3), chars=(10, 20), followed=(2, 1), rm_scores=(3, 2, 1))
+    (tmp_path / "models" / "M2" / "manifest.json").write_text(json.dumps({"hash": "retrained"}))
+    with pytest.raises(SystemExit, match=r"answers@M2, instructions@M2, rm_eval@M2, logprobs@M2 are not those of "
+                                         r"models/M2"):
+        compare_runs.compare(tmp_path, tmp_path, "M2")
+    make_run(tmp_path / "b", scores=(2, 3), chars=(10, 20), followed=(2, 1), rm_scores=(3, 2, 1))
+    path = tmp_path / "b" / "data" / "events" / "answer_scores" / "model=M2" / "part-0.parquet"
+    rows = pq.read_table(path).to_pylist()
+    pq.write_table(pa.Table.from_pylist([{**r, "answer_id": "an older answer"} for r in rows]), path)
+    with pytest.raises(SystemExit, match=r"scores@M2 are not"):
+        compare_runs.compare(tmp_path / "b", tmp_path / "b", "M2")
+
+
 def test_a_model_without_events_is_named(tmp_path):
     make_run(tmp_path, scores=(2, 3), chars=(10, 20), followed=(2, 1), rm_scores=(3, 2, 1))
     with pytest.raises(SystemExit, match="M3"):
@@ -89,7 +111,7 @@ def test_ids_match_across_schema_versions(tmp_path):
     make_run(a, scores=(2, 3), chars=(10, 20), followed=(2, 1), rm_scores=(3, 2, 1))
     make_run(b, scores=(3, 3), chars=(14, 20), followed=(2, 2), rm_scores=(1, 2, 3))
     for run, encode in ((a, lambda p: ids[p]), (b, lambda p: ids[p].hex())):
-        for table in ("answer_scores", "eval_answers"):
+        for table in ("answer_scores", "eval_answers"):   # prompt ids re-encoded; answer ids stay as written
             path = run / "data" / "events" / table / "model=M2" / "part-0.parquet"
             rows = pq.read_table(path).to_pylist()
             pq.write_table(pa.Table.from_pylist([{**r, "prompt_id": encode(r["prompt_id"])} for r in rows]), path)
