@@ -57,13 +57,13 @@ def check_current(con, run: Path, model: str) -> None:
     stale = []
     for name, stage in (("eval_answers", "answers"), ("instruction_answers", "instructions"),
                         ("rm_judgements", "rm_eval"), ("reply_logprobs", "logprobs")):
-        found = {h for (h,) in con.sql(f"select distinct {key('model_hash')} from {table(run, name, model)}").fetchall()}
-        if found != {want}:
+        found = con.sql(f"select distinct {key('model_hash')} from {table(run, name, model)}").fetchall()
+        if {h for (h,) in found} != {want}:
             stale.append(f"{stage}@{model}")
-    orphans = con.sql(f"""select count(*) from {table(run, 'answer_scores', model)}
-                          where {key('answer_id')} not in (select {key('answer_id')}
-                                                           from {table(run, "eval_answers", model)})""").fetchall()[0][0]
-    if orphans:
+    answers = f"select {key('answer_id')} from {table(run, 'eval_answers', model)}"
+    orphans = con.sql(f"select count(*) from {table(run, 'answer_scores', model)} "
+                      f"where {key('answer_id')} not in ({answers})").fetchall()
+    if orphans[0][0]:
         stale.append(f"scores@{model}")
     if stale:
         raise SystemExit(f"{run}: the events of {', '.join(stale)} are not those of models/{model} (hash "
