@@ -145,7 +145,7 @@ def test_endpoint_evaluator_needs_its_key(monkeypatch):
 
 def test_unreachable_endpoint_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("SRLM_TEST_KEY", "k")
-    monkeypatch.setattr("srlm_core.judges.evaluator.time.sleep", lambda s: None)
+    monkeypatch.setattr("srlm_core.engine.http.time.sleep", lambda s: None)
     cfg = EvaluatorParams(kind="endpoint", base_url="http://127.0.0.1:9/v1", endpoint_model="m",
                           api_key_env="SRLM_TEST_KEY", timeout_s=2)
     with pytest.raises(SrlmError, match="no answer"):
