@@ -128,19 +128,8 @@ def tiny32(tiny_srlm_model):
 def tiny_vllm_model(tmp_path_factory, tokenizer_dir) -> Path:
     """The tiny model with head_dim 32, for the vLLM tests: vLLM's CPU attention has no kernel for the
     suite's head_dim 8 ("Unsupported CPU attention configuration: head_dim=8"); its sizes start at 32."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
     from srlm_core.log.lineage import write_manifest
 
-    out = tmp_path_factory.mktemp("models") / "M1"
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=2048,
-                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    LlamaForCausalLM(config).save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    out = save_tiny_model(tmp_path_factory.mktemp("models") / "M1", tokenizer_dir, hidden_size=64, heads=2, kv_heads=1)
     write_manifest(out, name="M1", kind="base", parent=None, training_data=None, params={})
     return out

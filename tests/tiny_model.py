@@ -16,14 +16,17 @@ def save_tokenizer(out: Path) -> Path:
     return out
 
 
-def save_tiny_model(out: Path, tokenizer_dir: Path) -> Path:
+def save_tiny_model(out: Path, tokenizer_dir: Path, *, hidden_size: int = 32, heads: int = 4,
+                    kv_heads: int = 2) -> Path:
+    """Head size hidden_size / heads: 8 by default; vLLM's CPU attention needs 32 or more."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+                         num_hidden_layers=2, num_attention_heads=heads, num_key_value_heads=kv_heads,
+                         max_position_embeddings=2048,
                          tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     LlamaForCausalLM(config).save_pretrained(out)
