@@ -635,6 +635,10 @@ class Params(Section):
         if self.meta.enabled and self.pairs.positive_only:
             raise ValueError("meta.enabled trains on judge pairs with DPO, and pairs.positive_only trains M(t+1) with "
                              "SFT instead; choose one")
+        if self.generation.backend == "openai" and self.dpo.eval_steps:
+            raise ValueError("dpo.eval_steps > 0 (checkpoint selection) generates with checkpoints that exist only "
+                             "while the dpo stage runs, which no server serves; with generation.backend: openai set "
+                             "dpo.eval_steps: 0, or use backend transformers or vllm")
         return self
 
     def _implicit_models(self, known: set[str]) -> None:

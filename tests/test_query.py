@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
 import dataclasses
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from test_eventlog import one_of_each, prompt
 
 from srlm_core.errors import SrlmError

@@ -19,7 +19,7 @@ from srlm_core.engine.backend import open_generator
 from srlm_core.engine.serving import serve_command, served_name
 from srlm_core.errors import SrlmError
 from srlm_core.log.lineage import write_manifest
-from srlm_core.params import GenerationParams
+from srlm_core.params import GenerationParams, parse_params
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,6 +39,10 @@ def test_params():
         GenerationParams.model_validate({"backend": "openai", "openai": {"servers": ["h:8001"]}})
     with pytest.raises(ValidationError):
         GenerationParams.model_validate({"openai": {"servers": []}})
+    with pytest.raises(SrlmError, match=r"dpo\.eval_steps > 0 .*no server serves; with generation\.backend: openai set "
+                                        r"dpo\.eval_steps: 0"):
+        parse_params({"generation": {"backend": "openai"}, "dpo": {"eval_steps": 4}})
+    assert parse_params({"generation": {"backend": "openai"}}).dpo.eval_steps == 0
 
 
 def test_served_name_is_the_folder_and_the_content_hash(model):

@@ -22,7 +22,8 @@ from srlm_core.training.trainer import gradient_checkpointing
 def test_prompt_tokens_carry_no_loss(tiny_srlm_model, tmp_path):
     model, tokenizer, _ = runtime.load(tiny_srlm_model, for_training=True)
     examples = sft.conversations(pa.table({"prompt": ["What is two plus two?"], "completion": ["It is 4."]}))
-    trainer = sft.build_trainer(model, tokenizer, examples, parse_params({}).sft, 0, tmp_path)
+    cfg = parse_params({}).sft
+    trainer = sft.build_trainer(model, tokenizer, examples, cfg, sft.sft_args(cfg, tmp_path, 0))
     batch = trainer.data_collator([trainer.train_dataset[0]])
     ids, labels = batch["input_ids"][0], batch["labels"][0]
     labelled = tokenizer.decode(ids[labels != -100])
@@ -35,7 +36,7 @@ def test_schedule_is_the_papers(tiny_srlm_model, tmp_path):
     params = parse_params({"sft": {"max_steps": 3, "batch_size": 1, "grad_accum": 1, "max_length": 64}})
     examples = sft.conversations(pa.table({"prompt": [f"q{i}" for i in range(3)], "completion": ["a"] * 3}))
     model, tokenizer, _ = runtime.load(tiny_srlm_model, for_training=True, dropout=0.1)
-    trainer = sft.build_trainer(model, tokenizer, examples, params.sft, 0, tmp_path)
+    trainer = sft.build_trainer(model, tokenizer, examples, params.sft, sft.sft_args(params.sft, tmp_path, 0))
     assert trainer.args.per_device_train_batch_size * trainer.args.gradient_accumulation_steps == 1
     assert {m.attention_dropout for m in model.modules() if hasattr(m, "attention_dropout")} == {0.1}
     trainer.train()

@@ -136,6 +136,24 @@ def judge_batch_generic(gen: Generator, prefix, suffixes, *, n, sampling, seed, 
     return [[(t, next(scores)) for t in row] for row in texts]
 
 
+class FromTokenProbs:
+    """expected_digit, choice_probs and judge_batch for an engine that gives the probabilities of a few
+    candidate next tokens (`_token_probs`): vLLM in-process and served. judge_batch is judge_batch_generic:
+    the engine's prefix caching shares the rubric."""
+
+    def _token_probs(self, prompts: Sequence[Sequence[int]], tokens: Sequence[int]) -> list[list[float]]:
+        raise NotImplementedError
+
+    def expected_digit(self, prompts, digits):
+        return [round(sum(k * q for k, q in enumerate(p)) / sum(p), 6) for p in self._token_probs(prompts, digits)]
+
+    def choice_probs(self, prompts, tokens):
+        return [[q / sum(p) for q in p] for p in self._token_probs(prompts, tokens)]
+
+    def judge_batch(self, prefix, suffixes, **kwargs):
+        return judge_batch_generic(self, prefix, suffixes, **kwargs)
+
+
 def open_generator(cfg: GenerationParams, model_dir: Path | str) -> Generator:
     if cfg.backend == "openai":
         from .openai_backend import OpenAIGenerator

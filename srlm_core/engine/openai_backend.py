@@ -32,12 +32,12 @@ from ..errors import SrlmError
 from ..log.lineage import read_manifest
 from ..params import GenerationParams
 from . import runtime
-from .backend import Sample, Sampling, judge_batch_generic, prompt_seeds, sample_in_chunks
+from .backend import FromTokenProbs, Sample, Sampling, prompt_seeds, sample_in_chunks
 from .http import headers, request_json
 from .serving import TOP_LOGPROBS, served_name
 
 
-class OpenAIGenerator:
+class OpenAIGenerator(FromTokenProbs):
     def __init__(self, model_dir: Path | str, cfg: GenerationParams):
         model_dir = Path(model_dir)
         self.model_hash = read_manifest(model_dir)["hash"]
@@ -138,15 +138,6 @@ class OpenAIGenerator:
                                   "echo": True, "logprobs": 0, "return_tokens_as_token_ids": True})
         return math.exp(reply["choices"][0]["logprobs"]["token_logprobs"][len(prompt)])
 
-    def expected_digit(self, prompts, digits):
-        return [round(sum(k * q for k, q in enumerate(p)) / sum(p), 6) for p in self._token_probs(prompts, digits)]
-
-    def choice_probs(self, prompts, tokens):
-        return [[q / sum(p) for q in p] for p in self._token_probs(prompts, tokens)]
-
-    def judge_batch(self, prefix, suffixes, **kwargs):
-        # the server's prefix caching shares the rubric (`srlm serve` turns it on)
-        return judge_batch_generic(self, prefix, suffixes, **kwargs)
 
 
 def _token_id(key: str) -> int:

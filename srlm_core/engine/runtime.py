@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from ..errors import SrlmError
 from ..log.lineage import read_manifest
@@ -56,14 +56,26 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def load(model_dir: Path | str, *, for_training: bool = False, dropout: float = 0.0, dtype: torch.dtype | None = None):
-    """A model folder written by srlm -> (model, tokenizer, manifest hash). For training: fp32 master
-    weights, in train mode, with attention dropout `dropout` (see set_attention_dropout)."""
+def load(model_dir: Path | str, *, for_training: bool = False, dropout: float = 0.0, dtype: torch.dtype | None = None,
+         weights: bool = True):
+    """A model folder written by srlm -> (model, tokenizer, manifest hash), on the GPU if there is one. For
+    training (training.loading): in `dtype` (default fp32), in train mode, with attention dropout `dropout`
+    (see set_attention_dropout), and left where from_pretrained put it: the Trainer moves it to its device,
+    and FSDP and DeepSpeed shard it from there. Without `weights`: the model built from its config with its
+    parameters on the meta device (no memory) and its computed buffers (rotary frequencies) real."""
     model_dir = Path(model_dir)
     manifest = read_manifest(model_dir)
-    dtype = torch.float32 if for_training else dtype or compute_dtype()
+    dtype = dtype or (torch.float32 if for_training else compute_dtype())
     try:
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, trust_remote_code=False)
+        if weights:
+            model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, trust_remote_code=False)
+        else:
+            from accelerate import init_empty_weights
+
+            config = AutoConfig.from_pretrained(model_dir, trust_remote_code=False)
+            with init_empty_weights(include_buffers=False):
+                model = AutoModelForCausalLM.from_config(config, dtype=dtype, trust_remote_code=False)
+            model.tie_weights()   # from_pretrained ties them after loading; from_config on meta does not
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
     except (OSError, ValueError) as exc:
         raise SrlmError(f"{model_dir}: cannot load the checkpoint ({exc}); re-run the stage that writes it") from None
@@ -71,7 +83,7 @@ def load(model_dir: Path | str, *, for_training: bool = False, dropout: float = 
         tokenizer.pad_token = tokenizer.eos_token
     if for_training:
         set_attention_dropout(model, dropout)
-    if torch.cuda.is_available():
+    elif torch.cuda.is_available():
         model = model.to("cuda")
     model.train(for_training)
     return model, tokenizer, manifest["hash"]

@@ -23,7 +23,7 @@ from ..errors import SrlmError
 from ..log.lineage import read_manifest
 from ..params import GenerationParams
 from . import runtime
-from .backend import Sample, judge_batch_generic, prompt_seeds, sample_in_chunks
+from .backend import FromTokenProbs, Sample, prompt_seeds, sample_in_chunks
 from .vllm_replicas import ReplicaPool, replica_envs
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ def digit_probs(llm, prompts, digits) -> tuple[list[list[float]], int]:
     return probs, len(missing)
 
 
-class VllmGenerator:
+class VllmGenerator(FromTokenProbs):
     def __init__(self, model_dir: Path | str, cfg: GenerationParams):
         try:
             import vllm  # noqa: F401
@@ -181,13 +181,3 @@ class VllmGenerator:
             log.info("%d of %d prompts have none of the tokens in their top %d; scored them exactly",
                      missing, len(prompts), TOP_LOGPROBS)
         return [p for position in range(len(calls)) for p in results[position][0]]
-
-    def expected_digit(self, prompts, digits):
-        return [round(sum(k * q for k, q in enumerate(p)) / sum(p), 6) for p in self._token_probs(prompts, digits)]
-
-    def choice_probs(self, prompts, tokens):
-        return [[q / sum(p) for q in p] for p in self._token_probs(prompts, tokens)]
-
-    def judge_batch(self, prefix, suffixes, **kwargs):
-        # vLLM's prefix caching shares the rubric: every sample sees the whole prompt
-        return judge_batch_generic(self, prefix, suffixes, **kwargs)

@@ -20,10 +20,10 @@ import pyarrow.parquet as pq
 
 from ..engine import runtime
 from ..errors import SrlmError
-from ..log.lineage import MANIFEST, data_hashes, staging, write_manifest
+from ..log.lineage import MANIFEST, data_hashes, read_manifest, staging, write_manifest
 from ..params import Params
 from ..storage import atomic_write_bytes, write_json
-from ..training import launch, selection, sft
+from ..training import launch, loading, selection, sft
 from ..training.dpo import build_trainer, dpo_args, pair_metrics, preference_rows
 from ..training.trainer import (
     finished_model,
@@ -115,9 +115,9 @@ def run(params: Params, *, prev_dir: Path, aift_dir: Path, out_dir: Path, metric
                          metrics_dir=metrics_dir, params_record={**params_record, "sft": params.sft.model_dump()},
                          extra={"positive_only": True}, save_dtype=dtype, precision=precision)
     runtime.seed_everything(params.seed)
-    model, tokenizer, prev_hash = runtime.load(prev_dir, for_training=True, dropout=cfg.dropout)
-    journal = training_journal(out_dir, prev_hash, training_data["hash"], params_record)
+    journal = training_journal(out_dir, read_manifest(prev_dir)["hash"], training_data["hash"], params_record)
     args = dpo_args(cfg, journal.dir, params.seed, precision, gradient_checkpointing(params.train))
+    model, tokenizer = loading.load(prev_dir, args, cfg, precision)
     counts = {}
     if meta:
         judge_pairs, too_long = fitting(pq.read_table(files[1]), tokenizer, cfg.max_length)
@@ -146,7 +146,7 @@ def run(params: Params, *, prev_dir: Path, aift_dir: Path, out_dir: Path, metric
     launch.report(trainer, cfg)
     train_resumably(trainer, journal.dir)
     on_pairs = pair_metrics(trainer)
-    model = finished_model(trainer, journal.dir)
+    model = finished_model(trainer, journal.dir, dtype)
     if model is None:
         return None
     extra, chosen = {"judge_model": summary["judge_model"]}, None

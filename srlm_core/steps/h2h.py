@@ -16,8 +16,8 @@ from ..judges.evaluator import make_evaluator
 from ..log.eventlog import EventLog
 from ..log.events import AnswerScored, EvalAnswerGenerated, GamePlayed, PromptAdded
 from ..params import Params
-from ..reporting.rm_metrics import reply_scores
 from ..reporting import length_control, pointwise, position_bias, win_rate
+from ..reporting.rm_metrics import reply_scores
 from ..seeds import stage_seed
 from ..storage import write_json
 

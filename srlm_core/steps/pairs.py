@@ -30,8 +30,8 @@ from ..log.events import (
     PairBuilt,
     PairSkipped,
     PromptAdded,
+    ids_to_hex,
 )
-from ..log.events import ids_to_hex
 from ..log.lineage import staging
 from ..log.query import version_sql
 from ..params import Params

@@ -28,6 +28,7 @@ from ..stage import run_stage
 log = logging.getLogger(__name__)
 LAUNCHER_PID = "SRLM_LAUNCHER_PID"   # the stage process that ran `accelerate launch`, for the ranks' check
 MACHINE_RANK = "SRLM_MACHINE_RANK"   # this machine's rank in a multi-node run (`srlm join` sets it)
+RAM_EFFICIENT = "FSDP_CPU_RAM_EFFICIENT_LOADING"   # set by accelerate from fsdp_cpu_ram_efficient_loading
 
 
 def under_launcher() -> bool:
@@ -145,12 +146,15 @@ def _as_rank(name: str) -> None:
         if r != 0:
             logging.getLogger().setLevel(logging.WARNING)
             log.setLevel(logging.INFO)
-    local = os.environ.get("LOCAL_RANK")
-    if local is not None:
-        import torch
+    import torch
 
-        if torch.cuda.is_available():
-            torch.cuda.set_device(int(local))   # runtime.load's .to("cuda") then lands on this rank's GPU
+    local = os.environ.get("LOCAL_RANK")
+    if local is not None and torch.cuda.is_available():
+        torch.cuda.set_device(int(local))   # the Trainer then places this rank's model on its own GPU
+    if not torch.cuda.is_available() and os.environ.get(RAM_EFFICIENT, "false").lower() == "true":
+        # accelerate shards with FSDP on GPUs only; on a CPU it trains plain data parallel (launch.report warns),
+        # which needs the whole model on every rank, not only on rank 0 (training.loading).
+        os.environ[RAM_EFFICIENT] = "false"
 
 
 def report(trainer, cfg) -> None:

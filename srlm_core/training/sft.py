@@ -20,7 +20,7 @@ from ..engine import runtime
 from ..errors import SrlmError
 from ..log.lineage import data_hashes, read_manifest, staging, write_manifest
 from ..params import SftParams, TrainParams
-from . import launch
+from . import launch, loading
 from .trainer import (
     finished_model,
     gradient_checkpointing,
@@ -41,13 +41,16 @@ def conversations(table) -> list[dict]:
              "completion": [{"role": "assistant", "content": r["completion"]}]} for r in table.to_pylist()]
 
 
-def build_trainer(model, tokenizer, examples: list[dict], cfg: SftParams, seed: int, output_dir: Path,
-                  checkpoint_minutes: float | None = None, precision: torch.dtype = torch.float32,
-                  checkpointing: bool = False) -> SFTTrainer:
+def sft_args(cfg: SftParams, output_dir: Path, seed: int, precision: torch.dtype = torch.float32,
+             checkpointing: bool = False) -> SFTConfig:
     # Batches of similar lengths: IFT (~200 tokens) and EFT (~450) examples mixed at random
     # waste about a third of each step on padding.
-    args = SFTConfig(**trainer_args(cfg, output_dir, seed, precision, checkpointing),
+    return SFTConfig(**trainer_args(cfg, output_dir, seed, precision, checkpointing),
                      train_sampling_strategy="group_by_length")
+
+
+def build_trainer(model, tokenizer, examples: list[dict], cfg: SftParams, args: SFTConfig,
+                  checkpoint_minutes: float | None = None) -> SFTTrainer:
     return quiet(SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
                             processing_class=tokenizer, peft_config=lora_config(cfg)), "sft", checkpoint_minutes)
 
@@ -62,12 +65,12 @@ def train(*, name: str, base_dir: Path, examples: list[dict], data_name: str, da
     if not examples:
         raise SrlmError(f"{name}: no training examples in {', '.join(map(str, data_files))}")
     runtime.seed_everything(seed)
-    model, tokenizer, _ = runtime.load(base_dir, for_training=True, dropout=cfg.dropout)
     files = data_hashes(data_files)
     params_record = {**params_record, "train": launch.record(train_cfg)}
     journal = training_journal(out_dir, read_manifest(base_dir)["hash"], files["hash"], params_record)
-    trainer = build_trainer(model, tokenizer, examples, cfg, seed, journal.dir, train_cfg.checkpoint_minutes,
-                            precision, gradient_checkpointing(train_cfg))
+    args = sft_args(cfg, journal.dir, seed, precision, gradient_checkpointing(train_cfg))
+    model, tokenizer = loading.load(base_dir, args, cfg, precision)
+    trainer = build_trainer(model, tokenizer, examples, cfg, args, train_cfg.checkpoint_minutes)
     dropped = len(examples) - len(trainer.train_dataset)
     if dropped:
         log.warning("%d of %d examples lost their whole response to sft.max_length=%d and are not trained on; "
@@ -75,7 +78,7 @@ def train(*, name: str, base_dir: Path, examples: list[dict], data_name: str, da
     log.info("%s: %d examples from %s, %s fine-tuning", name, len(trainer.train_dataset), data_name, cfg.method)
     launch.report(trainer, cfg)
     train_resumably(trainer, journal.dir)
-    model = finished_model(trainer, journal.dir)
+    model = finished_model(trainer, journal.dir, save_dtype)
     if model is None:
         return None
     training_data = {"name": data_name, **files, "examples": len(examples), "dropped_too_long": dropped}

@@ -149,13 +149,15 @@ def train(trainer, folder: Path) -> None:
     trainer.train(resume_from_checkpoint=None if checkpoint is None else str(checkpoint))
 
 
-def finished_model(trainer, folder: Path):
+def finished_model(trainer, folder: Path, dtype: torch.dtype = torch.float32):
     """After train() on every process: the trained model on the main process, None on the others, which
     then just exit (only the main process writes the model folder, the metrics and clears the journal).
 
     One process or DDP: every rank holds the whole model. FSDP and DeepSpeed shard it, so every rank
-    takes part in trainer.save_model (which gathers the full weights into `folder`/gathered) and the
-    main process reads them back (a LoRA run: base + adapter, merged by runtime.save)."""
+    takes part in trainer.save_model (which gathers the full weights into `folder`/gathered: FSDP's
+    FULL_STATE_DICT, ZeRO-3's gathered 16-bit weights) and the main process reads them back in `dtype`,
+    the checkpoint's, so it holds one copy of the model at the size it is written (a LoRA run: base +
+    adapter, merged by runtime.save)."""
     sharded = trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled
     if trainer.args.world_size <= 1 and not sharded:
         return trainer.model
@@ -170,10 +172,10 @@ def finished_model(trainer, folder: Path):
     if (gathered / "adapter_config.json").is_file():
         from peft import AutoPeftModelForCausalLM
 
-        return AutoPeftModelForCausalLM.from_pretrained(gathered, dtype=torch.float32)
+        return AutoPeftModelForCausalLM.from_pretrained(gathered, dtype=dtype)
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(gathered, dtype=torch.float32)
+    return AutoModelForCausalLM.from_pretrained(gathered, dtype=dtype)
 
 
 class TrainingDiverged(SrlmError):
