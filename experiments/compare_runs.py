@@ -6,7 +6,7 @@ their models on the same held-out data, so a model of B can be compared with a m
 item: the fixed judge's score per prompt, reward-modelling agreement per ranked group, verifiable
 instructions per prompt, answer length per prompt, and the implicit reward against the SFT baseline
 per human-ranked sibling pair (does log p_model - log p_SFT rise more for the reply people
-preferred). Each difference has a 95% bootstrap interval over the shared items (groups for reward
+preferred), also per token of the reply (which a gain that only grows with length cannot win). Each difference has a 95% bootstrap interval over the shared items (groups for reward
 modelling, as `rm_eval` resamples them; trees for the implicit reward, as `implicit` does). A model given
 as `X:Y` compares A's X with B's Y; with --b left out, B is A, so `--models SFT:M3` is M3 minus
 SFT in one run.
@@ -93,13 +93,15 @@ def rm_groups(con, run: Path, model: str) -> dict[str, tuple[int, int]]:
     return {g: (int(n), int(k)) for g, n, k in rows}
 
 
-def implicit_trees(con, run: Path, model: str) -> dict[str, tuple[int, float]]:
+def implicit_trees(con, run: Path, model: str, per_token: bool = False) -> dict[str, tuple[int, float]]:
     """tree -> (human-ranked sibling pairs, pairs whose preferred reply gains more implicit reward against the
-    SFT baseline, ties 1/2), over the held-out replies both models scored, with implicit_metrics' pairs."""
+    SFT baseline, ties 1/2), over the held-out replies both models scored, with implicit_metrics' pairs;
+    `per_token`: the reward divided by the reply's tokens."""
     heldout = (run / "data" / "processed" / "heldout_ranked.parquet").as_posix()
     names = ["tree_id", "group_id", "rank", "reward"]
+    reward = "(m.logprob - s.logprob) / m.tokens" if per_token else "m.logprob - s.logprob"
     rows = [dict(zip(names, row)) for row in con.sql(f"""
-        select h.tree_id, h.group_id, h.rank, m.logprob - s.logprob
+        select h.tree_id, h.group_id, h.rank, {reward}
         from read_parquet('{heldout}') h
         join {table(run, 'reply_logprobs', model)} m on {key('m.reply_id')} = h.reply_id
         join {table(run, 'reply_logprobs', 'SFT')} s on {key('s.reply_id')} = h.reply_id
@@ -152,6 +154,8 @@ def compare(run_a: Path, run_b: Path, model: str, model_b: str | None = None) ->
                                                  {p: (b["followed"][p][1], b["followed"][p][0]) for p in shared})
     out["rm_accuracy"] = pooled_difference(rm_groups(con, run_a, model), rm_groups(con, run_b, model_b))
     out["implicit_vs_sft"] = pooled_difference(implicit_trees(con, run_a, model), implicit_trees(con, run_b, model_b))
+    out["implicit_per_token_vs_sft"] = pooled_difference(implicit_trees(con, run_a, model, per_token=True),
+                                                         implicit_trees(con, run_b, model_b, per_token=True))
     return out
 
 
@@ -164,13 +168,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
     results = {m: compare(args.a, args.b or args.a, *m.split(":", 1)) for m in args.models}
-    print("| model | fixed-judge score B - A | RM accuracy B - A | implicit acc. vs SFT B - A | IF prompt-level B - A "
-          "| IF instruction-level B - A | answer chars B - A |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| model | fixed-judge score B - A | RM accuracy B - A | implicit acc. vs SFT B - A | per token B - A "
+          "| IF prompt-level B - A | IF instruction-level B - A | answer chars B - A |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for m, r in results.items():
         cell = {k: f"{v['diff']:+.3f} [{v['ci95_low']:+.3f}, {v['ci95_high']:+.3f}] ({v['items']})"
                 for k, v in r.items()}
-        print(f"| {m} | {cell['score']} | {cell['rm_accuracy']} | {cell['implicit_vs_sft']} | {cell['prompt_level']} "
+        print(f"| {m} | {cell['score']} | {cell['rm_accuracy']} | {cell['implicit_vs_sft']} "
+              f"| {cell['implicit_per_token_vs_sft']} | {cell['prompt_level']} "
               f"| {cell['instruction_level']} | {cell['chars'].replace('.000', '')} |")
     if args.out:
         args.out.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")

@@ -21,6 +21,9 @@ def write(run, table, rows, model="M2"):
     pq.write_table(pa.Table.from_pylist(rows), folder / "part-0.parquet")
 
 
+TOKENS = (10, 20, 40)   # the replies' lengths, best first
+
+
 def make_run(run, *, scores, chars, followed, rm_scores, logprobs=(0, 0, 0), model="M2"):
     """Two prompts p0/p1 (one answer each, two judge samples), two instruction prompts with two
     instructions each, one ranked group of three replies (human ranks 0 < 1 < 2) in one tree, which
@@ -42,18 +45,19 @@ def make_run(run, *, scores, chars, followed, rm_scores, logprobs=(0, 0, 0), mod
         heldout.parent.mkdir(parents=True)
         pq.write_table(pa.Table.from_pylist([{"tree_id": "t", "group_id": "g", "reply_id": f"r{rank}", "rank": rank}
                                              for rank in range(3)]), heldout)
-        write(run, "reply_logprobs", [{"reply_id": f"r{rank}", "logprob": 0.0, "model_hash": "hash-of-SFT"}
-                                      for rank in range(3)], "SFT")
+        write(run, "reply_logprobs", [{"reply_id": f"r{rank}", "logprob": 0.0, "tokens": TOKENS[rank],
+                                       "model_hash": "hash-of-SFT"} for rank in range(3)], "SFT")
     if model != "SFT":
-        write(run, "reply_logprobs", [{"reply_id": f"r{rank}", "logprob": float(lp), "model_hash": weights}
-                                      for rank, lp in enumerate(logprobs)], model)
+        write(run, "reply_logprobs", [{"reply_id": f"r{rank}", "logprob": float(lp), "tokens": TOKENS[rank],
+                                       "model_hash": weights} for rank, lp in enumerate(logprobs)], model)
 
 
 def test_a_run_against_itself_differs_by_nothing(tmp_path):
     make_run(tmp_path, scores=(2, 3), chars=(10, 20), followed=(2, 1), rm_scores=(3, 2, 1))
     result = compare_runs.compare(tmp_path, tmp_path, "M2")
     assert {k: v["diff"] for k, v in result.items()} == {
-        "score": 0, "chars": 0, "prompt_level": 0, "instruction_level": 0, "rm_accuracy": 0, "implicit_vs_sft": 0}
+        "score": 0, "chars": 0, "prompt_level": 0, "instruction_level": 0, "rm_accuracy": 0, "implicit_vs_sft": 0,
+        "implicit_per_token_vs_sft": 0}
     assert result["rm_accuracy"]["a"] == 1.0      # 3 > 2 > 1 agrees with ranks 0 < 1 < 2 on all 3 pairs
 
 
@@ -70,6 +74,9 @@ def test_differences_are_b_minus_a_item_by_item(tmp_path):
     assert result["rm_accuracy"]["diff"] == -1.0
     # A's M2 did not move from SFT (every pair a tie, 1/2); B's gained most on the best reply: all 3 pairs
     assert (result["implicit_vs_sft"]["a"], result["implicit_vs_sft"]["b"]) == (0.5, 1.0)
+    # per token (-0.1, -0.1, -0.075 nats for 10, 20, 40 tokens) B's M2 gains no more on the better replies:
+    # one tie and two losses
+    assert result["implicit_per_token_vs_sft"]["b"] == pytest.approx(0.5 / 3, abs=1e-6)
 
 
 def test_an_evaluation_older_than_the_model_is_refused(tmp_path):

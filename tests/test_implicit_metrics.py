@@ -43,6 +43,25 @@ def test_a_model_that_prefers_longer_replies_is_not_credited_for_length_alone():
     assert m["implicit_accuracy_ref_ci95_low"] < 0.5 < m["implicit_accuracy_ref_ci95_high"]
 
 
+def test_per_token_reward_separates_preference_from_length():
+    # The model gains 0.1 nats per token on every reply: the preferred reply is the longer one in 3 of 4 pairs,
+    # so the implicit reward agrees with people 3 times in 4 through length alone; per token every pair ties.
+    rows = []
+    for i, preferred_long in enumerate((True, True, True, False)):
+        long, short = (0, 1) if preferred_long else (1, 0)
+        rows += [reply(f"t{i}", f"g{i}", long, -100 + 5.0, -100, tokens=50),
+                 reply(f"t{i}", f"g{i}", short, -20 + 1.0, -20, tokens=10)]
+    m = compute(rows, with_sft=True, resamples=200)
+    assert m["implicit_accuracy_sft"] == 0.75
+    assert (m["implicit_accuracy_per_token_sft"], m["implicit_tie_rate_per_token_sft"]) == (0.5, 1.0)
+    # a model that also gains more per token on the preferred replies is credited per token
+    rows[0]["logprob"] += 10
+    rows[2]["logprob"] += 10
+    moved = compute(rows, with_sft=True, resamples=200)
+    assert moved["implicit_accuracy_per_token_ref"] == moved["implicit_accuracy_per_token_sft"] == 0.75
+    assert compute(rows, with_sft=False, resamples=10)["implicit_accuracy_per_token_sft"] is None
+
+
 def test_ties_count_half_and_an_unmoved_model_scores_one_half():
     rows = [reply("t", "g", 0, -5, -5), reply("t", "g", 1, -7, -7), reply("t", "g", 2, -9, -9)]
     m = compute(rows, with_sft=True, resamples=100)

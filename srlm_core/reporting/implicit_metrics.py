@@ -13,6 +13,9 @@ summed log-probability log p(y|x) under the model, its reference and the SFT bas
                        pairs share its conversation, so trees are the unit).
   implicit_tie_rate_*  share of pairs with r(better) == r(worse).
   implicit_margin_*    mean of r(better) - r(worse) over the pairs, in nats.
+  implicit_accuracy_per_token_*  the same with r divided by the reply's tokens: a model that gains the
+                       same per token on every reply (a length effect: r grows with length) ties
+                       every pair here, so 0.5; above 0.5, it prefers what people prefer at equal length.
   likelihood_accuracy  the same pairs ranked by log p_model(y|x) alone (mostly a length effect:
                        a longer reply has more tokens to pay for); likelihood_accuracy_per_token
                        ranks by log p / tokens.
@@ -76,6 +79,9 @@ def compute(rows: list[dict], *, with_sft: bool, resamples: int = 2000, seed: in
     ref = agreement(pairs, lambda r: r["logprob"] - r["ref_logprob"], **options)
     sft = agreement(pairs, lambda r: r["logprob"] - r["sft_logprob"], **options) if with_sft else \
         dict.fromkeys(ref)
+    ref_per_token = agreement(pairs, lambda r: (r["logprob"] - r["ref_logprob"]) / r["tokens"], **options)
+    sft_per_token = agreement(pairs, lambda r: (r["logprob"] - r["sft_logprob"]) / r["tokens"], **options) \
+        if with_sft else dict.fromkeys(ref)
     likelihood = agreement(pairs, lambda r: r["logprob"], **options)
     per_token = agreement(pairs, lambda r: r["logprob"] / r["tokens"], **options)
     by_depth = {}
@@ -90,6 +96,7 @@ def compute(rows: list[dict], *, with_sft: bool, resamples: int = 2000, seed: in
         "trees": len({r["tree_id"] for r in rows}), "groups": len({r["group_id"] for r in rows}),
         "replies": len(rows), "pairs": len(pairs),
         **_flat("implicit", "_ref", ref), **_flat("implicit", "_sft", sft),
+        **_flat("implicit", "_per_token_ref", ref_per_token), **_flat("implicit", "_per_token_sft", sft_per_token),
         "likelihood_accuracy": likelihood["accuracy"], "likelihood_accuracy_ci95_low": likelihood["ci95_low"],
         "likelihood_accuracy_ci95_high": likelihood["ci95_high"],
         "likelihood_accuracy_per_token": per_token["accuracy"],

@@ -121,6 +121,8 @@ def measures(summary: dict) -> list[tuple[str, str, list[dict], str, str]]:
             ("implicit reward vs reference", "held-out trees", implicit, "implicit_accuracy_ref",
              "against no difference"),
             ("implicit reward vs SFT", "held-out trees", implicit, "implicit_accuracy_sft", "against no difference"),
+            ("implicit reward per token vs SFT", "held-out trees", implicit, "implicit_accuracy_per_token_sft",
+             "against no difference"),
             ("verifiable instructions, prompt-level", "instruction prompts", models, "prompt_accuracy",
              "between models"),
             ("verifiable instructions, instruction-level", "instruction prompts", models, "instruction_accuracy",
@@ -171,13 +173,17 @@ def build(root: Path, out_dir: Path) -> Document:
              "r = log p_model(y|x) - log p_ref(y|x); the share of sibling pairs where the human-preferred reply gains "
              "more (ties 1/2), against the model's reference and against the SFT baseline, with a 95% interval over "
              "trees. 0.5 means the model moved without regard to human preference; above it, toward what people "
-             "prefer. Likelihood ranks the pairs by log p_model alone (mostly a length effect), for context.")
+             "prefer. Per token: r divided by the reply's tokens, so a gain that only grows with length ties every "
+             "pair (0.5). Likelihood ranks the pairs by log p_model alone (mostly a length effect), for context.")
     implicit = [(m["model"], m["implicit"]) for m in summary["models"] if m["implicit"]]
     doc.table(["model", "reference", "vs reference [95% CI]", "margin (nats)", "vs SFT [95% CI]", "margin (nats)",
-               "likelihood", "likelihood per token", "pairs", "trees"],
+               "per token vs reference [95% CI]", "per token vs SFT [95% CI]", "likelihood", "likelihood per token",
+               "pairs", "trees"],
               [[name, m["reference"], interval_text(m, "implicit_accuracy_ref"), m["implicit_margin_ref"],
-                interval_text(m, "implicit_accuracy_sft"), m["implicit_margin_sft"], m["likelihood_accuracy"],
-                m["likelihood_accuracy_per_token"], m["pairs"], m["trees"]] for name, m in implicit])
+                interval_text(m, "implicit_accuracy_sft"), m["implicit_margin_sft"],
+                interval_text(m, "implicit_accuracy_per_token_ref"), interval_text(m, "implicit_accuracy_per_token_sft"),
+                m["likelihood_accuracy"], m["likelihood_accuracy_per_token"], m["pairs"], m["trees"]]
+               for name, m in implicit])
     doc.heading("Pointwise scores")
     doc.text("The fixed judge (never trained, the same for every model) scores each held-out answer on its own with "
              "the loop's 5-point prompt (expected score from its digit probabilities, mean of the judge samples); "
