@@ -6,7 +6,8 @@ their models on the same held-out data, so a model of B can be compared with a m
 item: the fixed judge's score per prompt, reward-modelling agreement per ranked group, verifiable
 instructions per prompt, answer length per prompt, and the implicit reward against the SFT baseline
 per human-ranked sibling pair (does log p_model - log p_SFT rise more for the reply people
-preferred), also per token of the reply (which a gain that only grows with length cannot win). Each difference has a 95% bootstrap interval over the shared items (groups for reward
+preferred), also as the margin at equal length (which a gain that only grows with length cannot
+move). Each difference has a 95% bootstrap interval over the shared items (groups for reward
 modelling, as `rm_eval` resamples them; trees for the implicit reward, as `implicit` does). A model given
 as `X:Y` compares A's X with B's Y; with --b left out, B is A, so `--models SFT:M3` is M3 minus
 SFT in one run.
@@ -93,26 +94,55 @@ def rm_groups(con, run: Path, model: str) -> dict[str, tuple[int, int]]:
     return {g: (int(n), int(k)) for g, n, k in rows}
 
 
-def implicit_trees(con, run: Path, model: str, per_token: bool = False) -> dict[str, tuple[int, float]]:
-    """tree -> (human-ranked sibling pairs, pairs whose preferred reply gains more implicit reward against the
-    SFT baseline, ties 1/2), over the held-out replies both models scored, with implicit_metrics' pairs;
-    `per_token`: the reward divided by the reply's tokens."""
+def implicit_pairs(con, run: Path, model: str) -> list[tuple[str, float, float]]:
+    """(tree, r(better) - r(worse), d) for implicit_metrics' human-ranked sibling pairs over the held-out replies
+    both models scored: r the implicit reward against the SFT baseline, d the better reply's tokens minus the
+    worse one's, per 100."""
     heldout = (run / "data" / "processed" / "heldout_ranked.parquet").as_posix()
-    names = ["tree_id", "group_id", "rank", "reward"]
-    reward = "(m.logprob - s.logprob) / m.tokens" if per_token else "m.logprob - s.logprob"
+    names = ["tree_id", "group_id", "rank", "reward", "tokens"]
     rows = [dict(zip(names, row)) for row in con.sql(f"""
-        select h.tree_id, h.group_id, h.rank, {reward}
+        select h.tree_id, h.group_id, h.rank, m.logprob - s.logprob, m.tokens
         from read_parquet('{heldout}') h
         join {table(run, 'reply_logprobs', model)} m on {key('m.reply_id')} = h.reply_id
         join {table(run, 'reply_logprobs', 'SFT')} s on {key('s.reply_id')} = h.reply_id
         where m.logprob is not null and s.logprob is not null""").fetchall()]
+    return [(better["tree_id"], better["reward"] - worse["reward"], (better["tokens"] - worse["tokens"]) / 100)
+            for better, worse in sibling_pairs(rows)]
+
+
+def implicit_trees(pairs: list[tuple[str, float, float]]) -> dict[str, tuple[int, float]]:
+    """tree -> (pairs, pairs whose preferred reply gains more implicit reward, ties 1/2)."""
     trees: dict[str, list] = defaultdict(lambda: [0, 0.0])
-    for better, worse in sibling_pairs(rows):
-        margin = better["reward"] - worse["reward"]
-        tree = trees[better["tree_id"]]
+    for tree_id, margin, _ in pairs:
+        tree = trees[tree_id]
         tree[0] += 1
         tree[1] += 1.0 if margin > 0 else 0.5 if margin == 0 else 0.0
     return {t: (n, k) for t, (n, k) in trees.items()}
+
+
+def margin_at_equal_length(a: list[tuple[str, float, float]], b: list[tuple[str, float, float]]) -> dict:
+    """B's implicit margin at equal length minus A's (implicit_metrics' implicit_margin_lc_sft: the intercept of
+    margin = alpha + beta d), over the same trees, resampling trees (paired)."""
+    shared = sorted({t for t, _, _ in a} & {t for t, _, _ in b})
+    by_tree = {name: {t: np.array([(m, d) for tree, m, d in pairs if tree == t]) for t in shared}
+               for name, pairs in (("a", a), ("b", b))}
+
+    def alpha(rows: np.ndarray) -> float:
+        margins, d = rows[:, 0], rows[:, 1]
+        if np.ptp(d) == 0:
+            return float(margins.mean())
+        beta = np.cov(d, margins, bias=True)[0, 1] / d.var()
+        return float(margins.mean() - beta * d.mean())
+
+    def fit(trees) -> tuple[float, float]:
+        return tuple(alpha(np.concatenate([by_tree[name][t] for t in trees])) for name in ("a", "b"))
+
+    fa, fb = fit(shared)
+    picks = np.random.default_rng(SEED).integers(0, len(shared), size=(RESAMPLES, len(shared)))
+    diffs = [(lambda ab: ab[1] - ab[0])(fit([shared[i] for i in row])) for row in picks]
+    low, high = np.percentile(diffs, [2.5, 97.5])
+    return {"a": round(fa, 6), "b": round(fb, 6), "diff": round(fb - fa, 6), "ci95_low": round(float(low), 6),
+            "ci95_high": round(float(high), 6), "items": len(shared)}
 
 
 def interval(diffs: np.ndarray) -> dict:
@@ -153,9 +183,9 @@ def compare(run_a: Path, run_b: Path, model: str, model_b: str | None = None) ->
     out["instruction_level"] = pooled_difference({p: (a["followed"][p][1], a["followed"][p][0]) for p in shared},
                                                  {p: (b["followed"][p][1], b["followed"][p][0]) for p in shared})
     out["rm_accuracy"] = pooled_difference(rm_groups(con, run_a, model), rm_groups(con, run_b, model_b))
-    out["implicit_vs_sft"] = pooled_difference(implicit_trees(con, run_a, model), implicit_trees(con, run_b, model_b))
-    out["implicit_per_token_vs_sft"] = pooled_difference(implicit_trees(con, run_a, model, per_token=True),
-                                                         implicit_trees(con, run_b, model_b, per_token=True))
+    pairs_a, pairs_b = implicit_pairs(con, run_a, model), implicit_pairs(con, run_b, model_b)
+    out["implicit_vs_sft"] = pooled_difference(implicit_trees(pairs_a), implicit_trees(pairs_b))
+    out["implicit_margin_lc_vs_sft"] = margin_at_equal_length(pairs_a, pairs_b)
     return out
 
 
@@ -168,14 +198,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
     results = {m: compare(args.a, args.b or args.a, *m.split(":", 1)) for m in args.models}
-    print("| model | fixed-judge score B - A | RM accuracy B - A | implicit acc. vs SFT B - A | per token B - A "
+    print("| model | fixed-judge score B - A | RM accuracy B - A | implicit acc. vs SFT B - A "
+          "| implicit margin at equal length B - A (nats) "
           "| IF prompt-level B - A | IF instruction-level B - A | answer chars B - A |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for m, r in results.items():
         cell = {k: f"{v['diff']:+.3f} [{v['ci95_low']:+.3f}, {v['ci95_high']:+.3f}] ({v['items']})"
                 for k, v in r.items()}
         print(f"| {m} | {cell['score']} | {cell['rm_accuracy']} | {cell['implicit_vs_sft']} "
-              f"| {cell['implicit_per_token_vs_sft']} | {cell['prompt_level']} "
+              f"| {cell['implicit_margin_lc_vs_sft']} | {cell['prompt_level']} "
               f"| {cell['instruction_level']} | {cell['chars'].replace('.000', '')} |")
     if args.out:
         args.out.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")

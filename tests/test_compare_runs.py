@@ -57,7 +57,7 @@ def test_a_run_against_itself_differs_by_nothing(tmp_path):
     result = compare_runs.compare(tmp_path, tmp_path, "M2")
     assert {k: v["diff"] for k, v in result.items()} == {
         "score": 0, "chars": 0, "prompt_level": 0, "instruction_level": 0, "rm_accuracy": 0, "implicit_vs_sft": 0,
-        "implicit_per_token_vs_sft": 0}
+        "implicit_margin_lc_vs_sft": 0}
     assert result["rm_accuracy"]["a"] == 1.0      # 3 > 2 > 1 agrees with ranks 0 < 1 < 2 on all 3 pairs
 
 
@@ -74,9 +74,10 @@ def test_differences_are_b_minus_a_item_by_item(tmp_path):
     assert result["rm_accuracy"]["diff"] == -1.0
     # A's M2 did not move from SFT (every pair a tie, 1/2); B's gained most on the best reply: all 3 pairs
     assert (result["implicit_vs_sft"]["a"], result["implicit_vs_sft"]["b"]) == (0.5, 1.0)
-    # per token (-0.1, -0.1, -0.075 nats for 10, 20, 40 tokens) B's M2 gains no more on the better replies:
-    # one tie and two losses
-    assert result["implicit_per_token_vs_sft"]["b"] == pytest.approx(0.5 / 3, abs=1e-6)
+    # B's margins (1, 2, 1 nats) against the token differences (-0.1, -0.3, -0.2 per 100 tokens): least squares
+    # slope -5, intercept (the margin at equal length) 4/3 - (-5) x (-0.2) = 1/3
+    assert result["implicit_margin_lc_vs_sft"]["b"] == pytest.approx(1 / 3, abs=1e-6)
+    assert result["implicit_margin_lc_vs_sft"]["a"] == 0
 
 
 def test_an_evaluation_older_than_the_model_is_refused(tmp_path):

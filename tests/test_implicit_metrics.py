@@ -43,23 +43,32 @@ def test_a_model_that_prefers_longer_replies_is_not_credited_for_length_alone():
     assert m["implicit_accuracy_ref_ci95_low"] < 0.5 < m["implicit_accuracy_ref_ci95_high"]
 
 
-def test_per_token_reward_separates_preference_from_length():
-    # The model gains 0.1 nats per token on every reply: the preferred reply is the longer one in 3 of 4 pairs,
-    # so the implicit reward agrees with people 3 times in 4 through length alone; per token every pair ties.
-    rows = []
-    for i, preferred_long in enumerate((True, True, True, False)):
-        long, short = (0, 1) if preferred_long else (1, 0)
-        rows += [reply(f"t{i}", f"g{i}", long, -100 + 5.0, -100, tokens=50),
-                 reply(f"t{i}", f"g{i}", short, -20 + 1.0, -20, tokens=10)]
-    m = compute(rows, with_sft=True, resamples=200)
-    assert m["implicit_accuracy_sft"] == 0.75
-    assert (m["implicit_accuracy_per_token_sft"], m["implicit_tie_rate_per_token_sft"]) == (0.5, 1.0)
-    # a model that also gains more per token on the preferred replies is credited per token
-    rows[0]["logprob"] += 10
-    rows[2]["logprob"] += 10
-    moved = compute(rows, with_sft=True, resamples=200)
-    assert moved["implicit_accuracy_per_token_ref"] == moved["implicit_accuracy_per_token_sft"] == 0.75
-    assert compute(rows, with_sft=False, resamples=10)["implicit_accuracy_per_token_sft"] is None
+def test_the_margin_at_equal_length_separates_preference_from_length():
+    # The model gains 0.1 nats per token on every reply, and the preferred reply is the longer one in 6 of 8
+    # trees: the implicit reward agrees with people 6 times in 8 through length alone; at equal length the
+    # margin is 0.
+    def rows_for(preferred_long, gain_on_preferred=0.0):
+        rows = []
+        for i, long_first in enumerate(preferred_long):
+            long, short = (0, 1) if long_first else (1, 0)
+            tokens = 30 + 10 * i   # lengths vary from tree to tree
+            rows += [reply(f"t{i}", f"g{i}", long, -100 + 0.1 * tokens + gain_on_preferred * (long == 0), -100,
+                           tokens=tokens),
+                     reply(f"t{i}", f"g{i}", short, -20 + 1.0 + gain_on_preferred * (short == 0), -20, tokens=10)]
+        return rows
+
+    length_only = compute(rows_for([True] * 6 + [False] * 2), with_sft=True, resamples=200)
+    assert length_only["implicit_accuracy_sft"] == 0.75
+    assert length_only["implicit_margin_lc_sft"] == pytest.approx(0, abs=1e-9)
+    assert length_only["implicit_length_slope_sft"] == pytest.approx(10)   # 0.1 nats a token, per 100 tokens
+    assert length_only["implicit_margin_lc_sft_ci95_low"] <= 1e-9 and length_only["implicit_margin_lc_sft_ci95_high"] >= -1e-9
+    # a model that also gains 2 nats more on each preferred reply, long or short, is credited at equal length
+    preferred = compute(rows_for([True] * 6 + [False] * 2, gain_on_preferred=2), with_sft=True, resamples=200)
+    assert preferred["implicit_margin_lc_sft"] == pytest.approx(2)
+    assert preferred["implicit_margin_lc_sft_ci95_low"] > 0
+    assert preferred["implicit_margin_lc_ref"] == preferred["implicit_margin_lc_sft"]
+    sft = compute(rows_for([True, False]), with_sft=False, resamples=10)
+    assert sft["implicit_margin_lc_sft"] is None and sft["implicit_margin_lc_ref"] is not None
 
 
 def test_ties_count_half_and_an_unmoved_model_scores_one_half():

@@ -48,7 +48,7 @@ def metrics(
         table.add_row(*(interval_text(row, key) if key in WITH_INTERVAL else _cell(row.get(key))
                         for key, _ in MODEL_COLUMNS))
     console.print(table)
-    implicit = Table("model", "reference", "vs reference [95% CI]", "vs SFT [95% CI]", "per token vs SFT [95% CI]",
+    implicit = Table("model", "reference", "vs reference [95% CI]", "vs SFT [95% CI]", "margin at equal length vs SFT",
                      "likelihood", "likelihood per token", "pairs", "trees",
                      title="implicit reward: human-preferred reply gains more (0.5 = no regard to preference; ties 1/2)")
     for row in summary["models"]:
@@ -56,7 +56,7 @@ def metrics(
         if m:
             implicit.add_row(row["model"], m["reference"], interval_text(m, "implicit_accuracy_ref"),
                              interval_text(m, "implicit_accuracy_sft"),
-                             interval_text(m, "implicit_accuracy_per_token_sft"), _cell(m["likelihood_accuracy"]),
+                             interval_text(m, "implicit_margin_lc_sft"), _cell(m["likelihood_accuracy"]),
                              _cell(m["likelihood_accuracy_per_token"]), str(m["pairs"]), str(m["trees"]))
     console.print(implicit)
     followed = Table("model", *(title for _, title in IF_COLUMNS),

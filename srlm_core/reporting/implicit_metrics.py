@@ -13,9 +13,12 @@ summed log-probability log p(y|x) under the model, its reference and the SFT bas
                        pairs share its conversation, so trees are the unit).
   implicit_tie_rate_*  share of pairs with r(better) == r(worse).
   implicit_margin_*    mean of r(better) - r(worse) over the pairs, in nats.
-  implicit_accuracy_per_token_*  the same with r divided by the reply's tokens: a model that gains the
-                       same per token on every reply (a length effect: r grows with length) ties
-                       every pair here, so 0.5; above 0.5, it prefers what people prefer at equal length.
+  implicit_margin_lc_*  the margin r(better) - r(worse) at equal length: least squares
+                       margin = alpha + beta d over the pairs (d: the better reply's tokens minus
+                       the worse one's, per 100), alpha, in nats, with an interval over trees. A
+                       model whose gain grows linearly with length (r = c x tokens) has alpha = 0
+                       however often people preferred the longer reply; alpha > 0: it moved toward
+                       what people prefer beyond length. implicit_length_slope_*: beta.
   likelihood_accuracy  the same pairs ranked by log p_model(y|x) alone (mostly a length effect:
                        a longer reply has more tokens to pay for); likelihood_accuracy_per_token
                        ranks by log p / tokens.
@@ -28,6 +31,9 @@ import itertools
 from collections import defaultdict
 from typing import Callable
 
+import numpy as np
+
+from .length_control import score_difference
 from .rm_metrics import group_bootstrap
 
 Value = Callable[[dict], float]
@@ -65,6 +71,21 @@ def agreement(pairs: list[tuple[dict, dict]], value: Value, *, resamples: int, s
             "margin": round(sum(margins) / n, 6) if n else None}
 
 
+def length_controlled(pairs: list[tuple[dict, dict]], value: Value, suffix: str, *, resamples: int,
+                      seed: int) -> dict:
+    """The implicit margin at equal length (see the definitions above), keys ending in `suffix`."""
+    keys = [f"implicit_margin_lc{suffix}", f"implicit_margin_lc{suffix}_ci95_low",
+            f"implicit_margin_lc{suffix}_ci95_high", f"implicit_length_slope{suffix}"]
+    if not pairs:
+        return dict.fromkeys(keys)
+    margins = [value(better) - value(worse) for better, worse in pairs]
+    d = np.array([(better["tokens"] - worse["tokens"]) / 100 for better, worse in pairs], dtype=float)
+    fitted = score_difference(margins, d, resamples=resamples, seed=seed,
+                              groups=[better["tree_id"] for better, _ in pairs])
+    return dict(zip(keys, (fitted["score_diff_lc"], fitted["score_diff_lc_ci95_low"],
+                           fitted["score_diff_lc_ci95_high"], fitted["score_length_slope"])))
+
+
 def _flat(prefix: str, suffix: str, result: dict) -> dict:
     return {f"{prefix}_accuracy{suffix}": result["accuracy"], f"{prefix}_accuracy{suffix}_ci95_low": result["ci95_low"],
             f"{prefix}_accuracy{suffix}_ci95_high": result["ci95_high"],
@@ -79,9 +100,9 @@ def compute(rows: list[dict], *, with_sft: bool, resamples: int = 2000, seed: in
     ref = agreement(pairs, lambda r: r["logprob"] - r["ref_logprob"], **options)
     sft = agreement(pairs, lambda r: r["logprob"] - r["sft_logprob"], **options) if with_sft else \
         dict.fromkeys(ref)
-    ref_per_token = agreement(pairs, lambda r: (r["logprob"] - r["ref_logprob"]) / r["tokens"], **options)
-    sft_per_token = agreement(pairs, lambda r: (r["logprob"] - r["sft_logprob"]) / r["tokens"], **options) \
-        if with_sft else dict.fromkeys(ref)
+    ref_lc = length_controlled(pairs, lambda r: r["logprob"] - r["ref_logprob"], "_ref", **options)
+    sft_lc = length_controlled(pairs, lambda r: r["logprob"] - r["sft_logprob"], "_sft", **options) if with_sft \
+        else dict.fromkeys(length_controlled([], None, "_sft", **options))
     likelihood = agreement(pairs, lambda r: r["logprob"], **options)
     per_token = agreement(pairs, lambda r: r["logprob"] / r["tokens"], **options)
     by_depth = {}
@@ -96,7 +117,7 @@ def compute(rows: list[dict], *, with_sft: bool, resamples: int = 2000, seed: in
         "trees": len({r["tree_id"] for r in rows}), "groups": len({r["group_id"] for r in rows}),
         "replies": len(rows), "pairs": len(pairs),
         **_flat("implicit", "_ref", ref), **_flat("implicit", "_sft", sft),
-        **_flat("implicit", "_per_token_ref", ref_per_token), **_flat("implicit", "_per_token_sft", sft_per_token),
+        **ref_lc, **sft_lc,
         "likelihood_accuracy": likelihood["accuracy"], "likelihood_accuracy_ci95_low": likelihood["ci95_low"],
         "likelihood_accuracy_ci95_high": likelihood["ci95_high"],
         "likelihood_accuracy_per_token": per_token["accuracy"],

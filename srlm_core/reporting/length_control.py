@@ -52,20 +52,28 @@ def _logistic(y: np.ndarray, x: np.ndarray) -> tuple[float, float]:
     return float(w[0]), float(w[1])
 
 
-def _interval(fit, y: np.ndarray, d: np.ndarray, resamples: int, seed: int) -> tuple[float, float]:
+def _interval(fit, y: np.ndarray, d: np.ndarray, resamples: int, seed: int,
+              groups: list | None = None) -> tuple[float, float]:
+    """Percentile interval of fit(y, d) over resamples of the items, or of whole `groups` (one label per item)
+    where items of a group are not independent."""
     rng = np.random.default_rng(seed)
+    units = [np.array([i]) for i in range(len(y))] if groups is None else \
+        [np.flatnonzero(np.array(groups) == g) for g in dict.fromkeys(groups)]
     values = []
-    for index in rng.integers(0, len(y), size=(resamples, len(y))):
+    for picks in rng.integers(0, len(units), size=(resamples, len(units))):
+        index = np.concatenate([units[u] for u in picks])
         values.append(fit(y[index], d[index]))
     low, high = np.percentile(values, [2.5, 97.5])
     return round(float(low), 6), round(float(high), 6)
 
 
-def score_difference(diffs: list[float], d: np.ndarray, *, resamples: int, seed: int) -> dict:
-    """The pointwise score difference a - b at equal length, with its interval and the length slope."""
+def score_difference(diffs: list[float], d: np.ndarray, *, resamples: int, seed: int,
+                     groups: list | None = None) -> dict:
+    """The pointwise score difference a - b at equal length, with its interval (over `groups` when given) and
+    the length slope."""
     y = np.array(diffs, dtype=float)
     alpha, beta = _ols(y, d)
-    low, high = _interval(lambda yy, dd: _ols(yy, dd)[0], y, d, resamples, seed)
+    low, high = _interval(lambda yy, dd: _ols(yy, dd)[0], y, d, resamples, seed, groups)
     return {"score_diff_lc": round(alpha, 6), "score_diff_lc_ci95_low": low, "score_diff_lc_ci95_high": high,
             "score_length_slope": round(beta, 6)}
 

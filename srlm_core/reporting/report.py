@@ -121,7 +121,7 @@ def measures(summary: dict) -> list[tuple[str, str, list[dict], str, str]]:
             ("implicit reward vs reference", "held-out trees", implicit, "implicit_accuracy_ref",
              "against no difference"),
             ("implicit reward vs SFT", "held-out trees", implicit, "implicit_accuracy_sft", "against no difference"),
-            ("implicit reward per token vs SFT", "held-out trees", implicit, "implicit_accuracy_per_token_sft",
+            ("implicit margin at equal length vs SFT (nats)", "held-out trees", implicit, "implicit_margin_lc_sft",
              "against no difference"),
             ("verifiable instructions, prompt-level", "instruction prompts", models, "prompt_accuracy",
              "between models"),
@@ -173,15 +173,15 @@ def build(root: Path, out_dir: Path) -> Document:
              "r = log p_model(y|x) - log p_ref(y|x); the share of sibling pairs where the human-preferred reply gains "
              "more (ties 1/2), against the model's reference and against the SFT baseline, with a 95% interval over "
              "trees. 0.5 means the model moved without regard to human preference; above it, toward what people "
-             "prefer. Per token: r divided by the reply's tokens, so a gain that only grows with length ties every "
-             "pair (0.5). Likelihood ranks the pairs by log p_model alone (mostly a length effect), for context.")
+             "prefer. At equal length: the margin r(better) - r(worse) regressed on the pair's token difference, "
+             "its value at no difference (nats; 0 for a gain that only grows with length). Likelihood ranks the pairs by log p_model alone (mostly a length effect), for context.")
     implicit = [(m["model"], m["implicit"]) for m in summary["models"] if m["implicit"]]
     doc.table(["model", "reference", "vs reference [95% CI]", "margin (nats)", "vs SFT [95% CI]", "margin (nats)",
-               "per token vs reference [95% CI]", "per token vs SFT [95% CI]", "likelihood", "likelihood per token",
-               "pairs", "trees"],
+               "margin at equal length vs reference [95% CI]", "margin at equal length vs SFT [95% CI]",
+               "likelihood", "likelihood per token", "pairs", "trees"],
               [[name, m["reference"], interval_text(m, "implicit_accuracy_ref"), m["implicit_margin_ref"],
                 interval_text(m, "implicit_accuracy_sft"), m["implicit_margin_sft"],
-                interval_text(m, "implicit_accuracy_per_token_ref"), interval_text(m, "implicit_accuracy_per_token_sft"),
+                interval_text(m, "implicit_margin_lc_ref"), interval_text(m, "implicit_margin_lc_sft"),
                 m["likelihood_accuracy"], m["likelihood_accuracy_per_token"], m["pairs"], m["trees"]]
                for name, m in implicit])
     doc.heading("Pointwise scores")

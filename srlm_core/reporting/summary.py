@@ -18,9 +18,9 @@ TRAIN_KEYS = ("examples", "steps", "final_loss", "final_rewards_accuracies", "fi
 IMPLICIT_KEYS = ("reference", "trees", "pairs", "implicit_accuracy_ref", "implicit_accuracy_ref_ci95_low",
                  "implicit_accuracy_ref_ci95_high", "implicit_tie_rate_ref", "implicit_margin_ref",
                  "implicit_accuracy_sft", "implicit_accuracy_sft_ci95_low", "implicit_accuracy_sft_ci95_high",
-                 "implicit_tie_rate_sft", "implicit_margin_sft", "implicit_accuracy_per_token_ref", "implicit_accuracy_per_token_ref_ci95_low",
-                 "implicit_accuracy_per_token_ref_ci95_high", "implicit_accuracy_per_token_sft",
-                 "implicit_accuracy_per_token_sft_ci95_low", "implicit_accuracy_per_token_sft_ci95_high",
+                 "implicit_tie_rate_sft", "implicit_margin_sft", "implicit_margin_lc_ref", "implicit_margin_lc_ref_ci95_low", "implicit_margin_lc_ref_ci95_high",
+                 "implicit_length_slope_ref", "implicit_margin_lc_sft", "implicit_margin_lc_sft_ci95_low",
+                 "implicit_margin_lc_sft_ci95_high", "implicit_length_slope_sft",
                  "likelihood_accuracy", "likelihood_accuracy_per_token")
 RM_KEYS = ("pairwise_accuracy", "pairwise_accuracy_ci95_low", "pairwise_accuracy_ci95_high", "exact_match", "spearman",
            "kendall", "top_scored_5", "parse_failure_rate", "text_parse_rate", "text_parse_rate_ci95_low",

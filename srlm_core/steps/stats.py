@@ -35,9 +35,9 @@ CHANGE_KEYS = ("parent", "answers_compared", "answers_changed")
 IMPLICIT_KEYS = ("reference", "implicit_accuracy_ref", "implicit_accuracy_ref_ci95_low",
                  "implicit_accuracy_ref_ci95_high", "implicit_margin_ref", "implicit_accuracy_sft",
                  "implicit_accuracy_sft_ci95_low", "implicit_accuracy_sft_ci95_high", "implicit_margin_sft",
-                 "implicit_accuracy_per_token_ref", "implicit_accuracy_per_token_ref_ci95_low",
-                 "implicit_accuracy_per_token_ref_ci95_high", "implicit_accuracy_per_token_sft",
-                 "implicit_accuracy_per_token_sft_ci95_low", "implicit_accuracy_per_token_sft_ci95_high",
+                 "implicit_margin_lc_ref", "implicit_margin_lc_ref_ci95_low", "implicit_margin_lc_ref_ci95_high",
+                 "implicit_length_slope_ref", "implicit_margin_lc_sft", "implicit_margin_lc_sft_ci95_low",
+                 "implicit_margin_lc_sft_ci95_high", "implicit_length_slope_sft",
                  "likelihood_accuracy", "likelihood_accuracy_per_token")
 SCORE_KEYS = ("score_mean", "score_mean_ci95_low", "score_mean_ci95_high")
 IF_KEYS = ("prompt_accuracy", "prompt_accuracy_ci95_low", "prompt_accuracy_ci95_high", "instruction_accuracy",
