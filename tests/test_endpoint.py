@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import sys
 import threading
-import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from servers import free_port, running
 
 from srlm_core.engine.http import retry_after
 from srlm_core.errors import SrlmError
@@ -122,36 +119,15 @@ def test_retry_after(header, expected):
     assert retry_after(header, 4.0) == expected
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served_m0(real_m0, tmp_path_factory):
     """`transformers serve` (the transformers library's own OpenAI-compatible server) on the real M0."""
-    port = _free_port()
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    port = free_port()
+    argv = [str(Path(sys.executable).with_name("transformers")), "serve", str(real_m0), "--device", "cpu",
+            "--host", "127.0.0.1", "--port", str(port)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([Path(sys.executable).with_name("transformers"), "serve", str(real_m0), "--device", "cpu",
-                                 "--host", "127.0.0.1", "--port", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/models", timeout=5):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"transformers serve did not come up:\n{log.read_text()[-3000:]}")
-            time.sleep(1)
-    yield url, str(real_m0)
-    proc.terminate()
-    proc.wait(timeout=30)
+    with running(argv, port, env=env, log=tmp_path_factory.mktemp("serve") / "serve.log", timeout=180) as url:
+        yield url, str(real_m0)
 
 
 def test_a_real_local_server_answers_concurrently_in_order(served_m0, monkeypatch):

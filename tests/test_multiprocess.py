@@ -28,6 +28,7 @@ import pytest
 import torch
 import yaml
 from safetensors import safe_open
+from servers import free_port
 
 from srlm_core.errors import SrlmError
 from srlm_core.log.lineage import model_problems
@@ -117,14 +118,6 @@ def test_two_cpu_processes_train_the_same_model_as_one(tiny_srlm_model, ift, tmp
     assert m2["params"]["train"] == {"num_processes": 2, "accelerate_config": None}
     for workdir in (one, two):
         assert json.loads((workdir / "metrics" / "train.json").read_text())["steps"] == 2
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_two_machines_train_the_same_model_as_two_processes_on_one(tiny_srlm_model, ift, tmp_path, scratch,

@@ -11,10 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
-import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
@@ -22,6 +19,7 @@ import pytest
 pytest.importorskip("vllm")
 
 import torch  # noqa: E402
+from servers import free_port, running
 from transformers import AutoModelForCausalLM  # noqa: E402
 
 from srlm_core.engine.backend import Sampling  # noqa: E402
@@ -37,12 +35,6 @@ QUESTIONS = ["What is the capital of France?", "Write a haiku about rain.", "Exp
 VLLM = {"cpu_kvcache_gib": 1}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tiny_vllm_model, tmp_path_factory):
     """vLLM's server on the tiny model, as `srlm serve M1` starts it; its base URL."""
@@ -50,26 +42,8 @@ def server(tiny_vllm_model, tmp_path_factory):
     cfg = GenerationParams.model_validate({"backend": "vllm", "dtype": "float32", "vllm": VLLM})
     argv, env = serve_command(tiny_vllm_model, cfg, host="127.0.0.1", port=port, python=sys.executable)
     log = tmp_path_factory.mktemp("server") / "vllm-serve.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 600
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/models", timeout=5).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"vllm serve did not start:\n{log.read_text()[-3000:]}")
-                time.sleep(2)
+    with running(argv, port, env={**os.environ, **env}, log=log, timeout=600) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture(scope="module")
