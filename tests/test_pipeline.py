@@ -210,6 +210,7 @@ def test_plots_render_offline_in_chromium(repo, chromium):
     browser = [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=15000"]
     dom = run(repo, *browser, "--dump-dom", str(repo / page)).stdout
     charts = ["reward_model_accuracy", "implicit_reward_accuracy", "implicit_reward_accuracy_vs_sft",
+              "implicit_margin_at_equal_length_vs_sft",
               "head_to_head_win_rate", "head_to_head_win_rate_lc", "answer_score", "paired_score_difference",
               "paired_score_difference_lc", "instruction_following_prompts",
               "instruction_following_instructions", "answer_length", "response_length_by_iteration",
