@@ -101,8 +101,7 @@ def compute(rows: list[dict], *, with_sft: bool, resamples: int = 2000, seed: in
     sft = agreement(pairs, lambda r: r["logprob"] - r["sft_logprob"], **options) if with_sft else \
         dict.fromkeys(ref)
     ref_lc = length_controlled(pairs, lambda r: r["logprob"] - r["ref_logprob"], "_ref", **options)
-    sft_lc = length_controlled(pairs, lambda r: r["logprob"] - r["sft_logprob"], "_sft", **options) if with_sft \
-        else dict.fromkeys(length_controlled([], None, "_sft", **options))
+    sft_lc = length_controlled(pairs if with_sft else [], lambda r: r["logprob"] - r["sft_logprob"], "_sft", **options)
     likelihood = agreement(pairs, lambda r: r["logprob"], **options)
     per_token = agreement(pairs, lambda r: r["logprob"] / r["tokens"], **options)
     by_depth = {}

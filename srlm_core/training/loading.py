@@ -19,6 +19,7 @@ import torch
 
 from ..engine import runtime
 from ..params import DpoParams, SftParams
+from .launch import RAM_EFFICIENT
 
 log = logging.getLogger(__name__)
 
@@ -30,21 +31,20 @@ def weights_dtype(method: str, precision: torch.dtype) -> torch.dtype:
     return precision if method == "lora" else torch.float32
 
 
-def reads_weights(args, rank: int | None = None) -> bool:
-    """Whether process `rank` (default: this one) reads the weights: not the ones that FSDP fills from rank 0
-    (see above). accelerate sets both variables from the config; launch._as_rank clears the second on a CPU,
-    where accelerate does not shard."""
-    ram_efficient = all(os.environ.get(name, "false").lower() == "true"
-                        for name in ("ACCELERATE_USE_FSDP", "FSDP_CPU_RAM_EFFICIENT_LOADING"))
-    return not ram_efficient or (args.process_index if rank is None else rank) == 0
+def ram_efficient_loading() -> bool:
+    """Whether FSDP fills every rank but rank 0 from rank 0's weights (see above). accelerate sets both
+    variables from the config; launch._as_rank clears the second on a CPU, where accelerate does not shard."""
+    return all(os.environ.get(name, "false").lower() == "true" for name in ("ACCELERATE_USE_FSDP", RAM_EFFICIENT))
 
 
 def load(model_dir: Path, args, cfg: SftParams | DpoParams, precision: torch.dtype):
     """(model, tokenizer) for training with `args` (the SFTConfig or DPOConfig it will train with)."""
     args.device   # noqa: B018 -- starts the process group before the weights are read (see above)
+    from_rank0 = ram_efficient_loading()
     model, tokenizer, _ = runtime.load(model_dir, for_training=True, dropout=cfg.dropout,
-                                       dtype=weights_dtype(cfg.method, precision), weights=reads_weights(args))
-    if args.world_size > 1 and args.process_index == 0 and not reads_weights(args, rank=1):
+                                       dtype=weights_dtype(cfg.method, precision),
+                                       weights=not from_rank0 or args.process_index == 0)
+    if from_rank0 and args.world_size > 1 and args.process_index == 0:
         log.info("FSDP RAM-efficient loading: rank 0 read the weights; the other %d ranks start without them and "
                  "receive their shards from it", args.world_size - 1)
     return model, tokenizer
