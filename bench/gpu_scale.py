@@ -29,7 +29,6 @@ import resource
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -37,7 +36,7 @@ import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_loop import matmul_rate, text  # noqa: E402
+from gpu_loop import matmul_rate, text, timed  # noqa: E402
 from memory_model import Setup, Shape, predict  # noqa: E402
 
 from srlm_core.engine import runtime  # noqa: E402
@@ -92,16 +91,6 @@ def peak_gib() -> float:
     if torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / GIB
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB
-
-
-def timed(fn) -> tuple[object, float]:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    result = fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return result, time.perf_counter() - start
 
 
 def trained_tokens(metrics_dir: Path) -> float:
