@@ -100,11 +100,11 @@ def trained_tokens(metrics_dir: Path) -> float:
 
 
 def sft_step(model_dir: Path, scratch: Path, method: str, batch: int, length: int, steps: int,
-             checkpointing: bool, profile_below: float | None = None, flops_per_token: float = 0.0,
-             rate: float = 0.0) -> dict:
-    """Seconds, trained tokens and peak memory of one SFT step (the difference of two runs). With
-    `profile_below`: when the step's MFU (`flops_per_token` against `rate`) is under it, a third run of
-    one step under torch.profiler, its costliest operators (by device time) as a table."""
+             checkpointing: bool, flops_per_token: float, rate: float, profile_below: float | None = None) -> dict:
+    """Seconds, trained tokens, MFU (`flops_per_token` against the card's `rate`) and peak memory of one
+    SFT step (the difference of two runs). With `profile_below`: when the step's MFU is under it (or
+    unmeasured), a third run of one step under torch.profiler, its costliest operators (by device
+    time) as a table."""
     words = length - 64   # one token per word in these texts; prompt and chat template fill the rest
     examples = sft.conversations(pa.table({"prompt": [f"Q{i}: {text(i, 12)}" for i in range(batch * (steps + 1))],
                                            "completion": [text(i, words) for i in range(batch * (steps + 1))]}))
@@ -124,11 +124,14 @@ def sft_step(model_dir: Path, scratch: Path, method: str, batch: int, length: in
     one, one_metrics = run(1)
     peak_reset()
     more, more_metrics = run(steps + 1)
-    seconds = (more - one) / steps
+    # Two whole runs' difference: on a busy CPU with a tiny model, the noise can exceed the steps'
+    # time; then there is no measurement (None), not a negative rate.
+    seconds = (more - one) / steps if more > one else None
     tokens = (trained_tokens(more_metrics) - trained_tokens(one_metrics)) / steps
-    result = {"seconds_per_step": seconds, "tokens_per_step": tokens, "peak_gib": peak_gib(),
+    mfu = flops_per_token * tokens / seconds / rate if seconds else None
+    result = {"seconds_per_step": seconds, "tokens_per_step": tokens, "mfu": mfu, "peak_gib": peak_gib(),
               "final_loss": json.loads((more_metrics / "train.json").read_text())["final_loss"]}
-    if profile_below is not None and flops_per_token * tokens / seconds / rate < profile_below:
+    if profile_below is not None and (mfu is None or mfu < profile_below):
         activities = [torch.profiler.ProfilerActivity.CPU]
         if torch.cuda.is_available():
             activities.append(torch.profiler.ProfilerActivity.CUDA)
@@ -191,8 +194,7 @@ def main() -> None:
                             flops_per_token=per_token, rate=rate)
             row = {"shape": name, "parameters": shape.params(), "method": method, "micro_batch": batch,
                    "sequence_tokens": length, "gradient_checkpointing": lora, "build_s": build_s,
-                   "sft": {**step, "mfu": per_token * step["tokens_per_step"] / step["seconds_per_step"] / rate,
-                           "flops_per_token": per_token,
+                   "sft": {**step, "flops_per_token": per_token,
                            # srlm loads LoRA's base in bf16 and full fine-tuning in fp32 (training.loading)
                            "predicted_gib": predict(shape, Setup(method=method, checkpointing=lora,
                                                                  weight_bytes=2 if lora else 4,
