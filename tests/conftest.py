@@ -69,6 +69,12 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="session")
+def dvc_cache(tmp_path_factory) -> Path:
+    """One DVC cache for the tiny-model pipelines: the stages they share run once per session."""
+    return tmp_path_factory.mktemp("dvc-cache")
+
+
+@pytest.fixture(scope="session")
 def tokenizer_dir(tmp_path_factory) -> Path:
     """SmolLM2's tokenizer and chat template, read from the GGUF the package ships."""
     return save_tokenizer(tmp_path_factory.mktemp("tokenizer"))

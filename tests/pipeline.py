@@ -14,8 +14,10 @@ from conftest import REPO
 BIN = Path(sys.executable).parent
 
 
-def clone_repo(dest: Path, params: dict) -> Path:
-    """A git repo holding the tracked files of this checkout, with params.yaml overridden."""
+def clone_repo(dest: Path, params: dict, cache: Path | None = None) -> Path:
+    """A git repo holding the tracked files of this checkout, with params.yaml overridden. `cache`: a
+    DVC cache shared with other copies, so a stage whose command, dependencies and params equal one
+    already run there is restored from DVC's run cache instead of run again."""
     files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True,
                            check=True).stdout.split("\0")
     for rel in filter(None, files):
@@ -28,6 +30,8 @@ def clone_repo(dest: Path, params: dict) -> Path:
     git(dest, "init", "-q")
     git(dest, "add", "-A")
     git(dest, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "test copy")
+    if cache is not None:
+        dvc(dest, "cache", "dir", "--local", str(cache))
     return dest
 
 

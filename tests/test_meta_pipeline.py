@@ -11,10 +11,10 @@ from test_pipeline import SMALL
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory, tiny_model_dir):
+def repo(tmp_path_factory, tiny_model_dir, dvc_cache):
     params = merge({"model": {"base": str(tiny_model_dir)}, **SMALL},
                    {"meta": {"enabled": True, "max_new_tokens": 8}, "dpo": {"max_length": 1024}})
-    root = clone_repo(tmp_path_factory.mktemp("meta-repo"), params)
+    root = clone_repo(tmp_path_factory.mktemp("meta-repo"), params, dvc_cache)
     dvc(root, "repro", "dpo@M2")
     return root
 

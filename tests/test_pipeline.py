@@ -33,8 +33,8 @@ LOOP_STAGES = ["sft_baseline", "eft", "sft", "prompts@M2", "candidates@M2", "jud
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory, tiny_model_dir):
-    root = clone_repo(tmp_path_factory.mktemp("repo"), {"model": {"base": str(tiny_model_dir)}, **SMALL})
+def repo(tmp_path_factory, tiny_model_dir, dvc_cache):
+    root = clone_repo(tmp_path_factory.mktemp("repo"), {"model": {"base": str(tiny_model_dir)}, **SMALL}, dvc_cache)
     dvc(root, "repro")
     return root
 

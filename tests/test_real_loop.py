@@ -1,4 +1,5 @@
-"""The loop on the real SmolLM2-135M (offline, from the packaged GGUF), at minimal scale."""
+"""The loop on the real SmolLM2-135M (offline, from the packaged GGUF), at minimal scale, with the
+follow-ups of docs/meta-judge.md and docs/guards.md on: meta-judging, length-controlled pairs, guards."""
 
 from __future__ import annotations
 
@@ -12,9 +13,13 @@ MINIMAL = {
     "eft": {"max_groups": 2, "min_examples": 1, "fallback": "unfiltered"},
     "prompts": {"num_prompts": 2, "requests_per_round": 4, "max_new_tokens": 32},
     "candidates": {"n": 2, "max_new_tokens": 24},
-    "judge": {"samples": 1, "max_new_tokens": 16, "max_prompt_tokens": 64, "max_response_tokens": 64},
-    "dpo": {"batch_size": 2, "grad_accum": 1, "max_steps": 1, "max_length": 256},
-    "pairs": {"min_margin": 0.0},   # two prompts, one judge sample: keep any gap so DPO has pairs to run on
+    # two judgements per candidate: the meta-judge compares them
+    "judge": {"samples": 2, "max_new_tokens": 16, "max_prompt_tokens": 64, "max_response_tokens": 64},
+    # judge pairs carry the judge prompt (about 400 tokens here), longer than actor pairs
+    "dpo": {"batch_size": 2, "grad_accum": 1, "max_steps": 1, "max_length": 512},
+    "meta": {"enabled": True, "candidates": 2, "max_new_tokens": 8},
+    # two prompts: keep any gap so DPO has pairs to run on
+    "pairs": {"min_margin": 0.0, "length_control": {"enabled": True}},
     "iterations": {"M2": {"prev": "M1", "t": 1}},
     "evaluation": {"models": ["SFT", "M1", "M2"], "rm_max_groups": 1,
                    "answers": {"max_prompts": 2, "max_new_tokens": 24},
@@ -42,4 +47,14 @@ def test_real_model_runs_the_loop(tmp_path):
     assert rm["groups"] == 1 and rm["parse_failure_rate"] == 0
     h2h = json.loads((repo / "metrics" / "h2h" / "M2_vs_M1.json").read_text())
     assert h2h["games"] == 2 and h2h["evaluator"] == "local:M0"
+    rules = json.loads(srlm(repo, "sql", "select rule, count(*) as n from pairs group by rule", "--format", "json").stdout)
+    assert rules == [{"rule": "length_controlled", "n": pairs[0]["n"]}]
+    meta = json.loads((repo / "data/meta/M1/summary.json").read_text())
+    train = json.loads((repo / "metrics/M2/train.json").read_text())
+    assert meta["enabled"] and meta["comparisons"] == 4   # two candidates, their two judgements, both orders
+    assert train["judge_pairs"] == min(meta["judge_pairs"], train["actor_pairs"]) > 0
+    assert train["judge_pairs_too_long"] == 0
+    checks = json.loads(srlm(repo, "sql", "select guard, outcome from guard_checks where model = 'M2'",
+                             "--format", "json").stdout)
+    assert checks and {c["outcome"] for c in checks} <= {"ok", "warn", "skipped"}
     assert "ok:" in srlm(repo, "verify").stdout

@@ -110,8 +110,8 @@ GENERATION = [
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory, tiny_model_dir):
-    root = clone_repo(tmp_path_factory.mktemp("resume"), {"model": {"base": str(tiny_model_dir)}, **PARAMS})
+def repo(tmp_path_factory, tiny_model_dir, dvc_cache):
+    root = clone_repo(tmp_path_factory.mktemp("resume"), {"model": {"base": str(tiny_model_dir)}, **PARAMS}, dvc_cache)
     dvc(root, "repro", "judge@M2")
     return root
 
