@@ -4,9 +4,10 @@ pairs. One iteration on a copy of the repo with the tiny random model (6 minutes
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
-from pipeline import clone_repo, dvc, merge, srlm
+from pipeline import clone_repo, dvc, merge, run, srlm
 from test_pipeline import SMALL
 
 
@@ -31,3 +32,16 @@ def test_m2_trains_on_actor_and_judge_pairs(repo):
                            "--format", "json").stdout)
     assert rows == [{"n": summary["comparisons"], "c": summary["drawn"]}]
     assert json.loads(dvc(repo, "status", "meta@M2", "dpo@M2", "--json").stdout) == {}
+
+
+def test_the_meta_judge_rerun_with_other_seeds(repo, tmp_path):
+    """experiments/meta_seed_noise.py rebuilds the stage's comparisons, reproduces the recorded judge pairs
+    with the run's own seed (it exits non-zero otherwise) and counts how often other seeds pick the same."""
+    out = tmp_path / "noise.json"
+    run(repo, sys.executable, "experiments/meta_seed_noise.py", "--run", ".", "--iteration", "1", "--seeds", "7", "8",
+        "--out", str(out))
+    report = json.loads(out.read_text())
+    summary = json.loads((repo / "data/meta/M1/summary.json").read_text())
+    assert report["summary"]["reruns"] == 2 * summary["drawn"]
+    assert 0 <= report["summary"]["same_pair"] <= report["summary"]["same_chosen"] <= report["summary"]["reruns"]
+    assert set(report["picks"]) == {str(report["run_seed"]), "7", "8"}

@@ -1,0 +1,122 @@
+"""How much of the meta-judge's choice is sampling noise: the comparisons a run's `meta` stage made
+for one iteration (same model, same judgements, same candidates drawn), made again with other seeds.
+
+The meta-judge samples a reason before its verdict, so another seed gives other reasons and other
+verdict probabilities. For each drawn candidate this prints the judge pair (best, worst judgement by
+position-debiased win rate) under the run's own seed and under each other seed, how often the pair
+and the chosen judgement stay the same, the chance rates of both (a meta-judge whose verdicts carry
+no information), and the spread of each judgement's win rate across seeds: the noise that
+`meta.min_win_margin` would have to exceed. The run's own seed must reproduce its recorded judge
+pairs; the script checks that first.
+
+    python experiments/meta_seed_noise.py --run . --iteration 1 --seeds 101 202 --out noise.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+from pathlib import Path
+
+from srlm_core.engine.backend import Sampling, open_generator
+from srlm_core.judges.meta import Comparison, MetaJudge, MetaTemplate, rubric
+from srlm_core.judges.meta_pairs import distinct, draw, orders, pick, spread, win_rates
+from srlm_core.judges.runs import make_judge
+from srlm_core.log.eventlog import EventLog
+from srlm_core.log.events import CandidateGenerated, JudgementRecorded, JudgePairBuilt, PromptAdded
+from srlm_core.params import load_params
+from srlm_core.seeds import stage_seed
+from srlm_core.steps import meta as step
+
+
+def comparisons(run: Path, iteration: int):
+    """The meta stage's plan for `iteration` of `run`, rebuilt as the stage builds it."""
+    params = load_params(run / "params.yaml")
+    cfg = params.meta
+    events = EventLog(run / "data" / "events")
+    judgements = events.read(JudgementRecorded, iteration, columns=step.JUDGEMENT_COLUMNS).to_pylist()
+    model_dir = run / "models" / next(it.prev for it in params.iterations.values() if it.t == iteration)
+    gen = open_generator(params.generation, model_dir)
+    judge = make_judge(gen, params.judge)
+    prompts = {r["prompt_id"]: r["text"] for r in events.read(PromptAdded, iteration).to_pylist()}
+    candidates = {r["candidate_id"]: r for r in events.read(CandidateGenerated, iteration).to_pylist()}
+    grouped = step.by_candidate(judgements)
+    shown = {cid: distinct(rows) for cid, rows in grouped.items()}
+    eligible = {cid: spread([r["score"] for r in rows]) for cid, rows in grouped.items() if len(shown[cid]) > 1}
+    seed = stage_seed(params.seed, step.STAGE, iteration)
+    drawn = draw(eligible, cfg.candidates, cfg.select, seed)
+    meta_judge = MetaJudge(gen, MetaTemplate.load(run / cfg.template), rubric(judge.template.text),
+                           Sampling(cfg.temperature, cfg.top_p, cfg.max_new_tokens))
+    plan = [(cid, i, j) for cid in drawn for i, j in orders(len(shown[cid]))]
+    items = [Comparison(judge.seen_prompt(prompts[candidates[cid]["prompt_id"]]),
+                        judge.seen_response(candidates[cid]["text"]), shown[cid][i].text, shown[cid][j].text)
+             for cid, i, j in plan]
+    return meta_judge, cfg.batch_size, seed, drawn, shown, plan, items, events
+
+
+def picks(meta_judge, batch_size, seed, drawn, shown, plan, items) -> dict:
+    verdicts = meta_judge.compare(items, seed=seed, batch_size=batch_size, label=f"meta-judging, seed {seed}")
+    p_first = {cid: {} for cid in drawn}
+    for (cid, i, j), verdict in zip(plan, verdicts):
+        p_first[cid][i, j] = verdict.p_first
+    out = {}
+    for cid in drawn:
+        rates = win_rates(len(shown[cid]), p_first[cid])
+        best, worst, _ = pick(rates, 0.0)
+        out[cid] = {"rates": rates, "chosen": shown[cid][best].judgement_id,
+                    "rejected": shown[cid][worst].judgement_id, "gap": rates[best] - rates[worst],
+                    "judgements": len(rates)}
+    return out
+
+
+def summarise(runs: dict[int, dict], own: int) -> dict:
+    others = [s for s in runs if s != own]
+    same_pair = same_chosen = reversed_ = total = 0
+    chance_pair = chance_chosen = 0.0
+    spreads = []
+    for cid, mine in runs[own].items():
+        n = mine["judgements"]
+        for s in others:
+            theirs = runs[s][cid]
+            total += 1
+            same_pair += (theirs["chosen"], theirs["rejected"]) == (mine["chosen"], mine["rejected"])
+            same_chosen += theirs["chosen"] == mine["chosen"]
+            reversed_ += (theirs["chosen"], theirs["rejected"]) == (mine["rejected"], mine["chosen"])
+            chance_pair += 1 / (n * (n - 1))
+            chance_chosen += 1 / n
+        spreads += [statistics.pstdev(runs[s][cid]["rates"][k] for s in runs) for k in range(n)]
+    return {"reruns": total, "same_pair": same_pair, "same_pair_by_chance": round(chance_pair, 2),
+            "same_chosen": same_chosen, "same_chosen_by_chance": round(chance_chosen, 2), "reversed": reversed_,
+            "win_rate_sd_mean": statistics.mean(spreads), "win_rate_sd_max": max(spreads),
+            "gap_mean": {s: statistics.mean(r["gap"] for r in runs[s].values()) for s in runs}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, default=Path("."), help="a run folder whose meta stage ran")
+    parser.add_argument("--iteration", type=int, default=1)
+    parser.add_argument("--seeds", type=int, nargs="+", required=True, help="seeds other than the run's own")
+    parser.add_argument("--out", type=Path, help="write every seed's picks and the summary here (JSON)")
+    args = parser.parse_args()
+    out = args.out.resolve() if args.out else None
+    os.chdir(args.run)   # params.yaml's paths (templates, models) are relative to the run folder
+    meta_judge, batch_size, own, drawn, shown, plan, items, events = comparisons(Path("."), args.iteration)
+    if not drawn:
+        raise SystemExit(f"{args.run}: iteration {args.iteration} has no meta-judged candidates (meta.enabled?)")
+    runs = {seed: picks(meta_judge, batch_size, seed, drawn, shown, plan, items) for seed in [own, *args.seeds]}
+    recorded = {r["candidate_id"]: (r["chosen_judgement_id"], r["rejected_judgement_id"])
+                for r in events.read(JudgePairBuilt, args.iteration).to_pylist()}
+    again = {cid: (p["chosen"], p["rejected"]) for cid, p in runs[own].items() if cid in recorded}
+    if again != recorded:
+        raise SystemExit(f"{args.run}: the run's own seed {own} did not reproduce its recorded judge pairs; "
+                         "the model, params or code differ from the run's")
+    summary = summarise(runs, own)
+    print(json.dumps(summary, indent=2))
+    if out:
+        out.write_text(json.dumps({"run_seed": own, "summary": summary, "picks": runs}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
