@@ -5,8 +5,9 @@
    iterations: iteration t's append must not cost more because iterations < t exist.
 2. pairs: an iteration of judgements (4 candidates x 3 judge samples per prompt, as params.yaml)
    generated straight into the Parquet layout EventLog writes (pyarrow, same schema, same writer
-   settings, part-<sha256>.parquet), then the pairs stage's own selection, `pairs.select`, timed
-   (`--only pairs`: this part alone, no append phase; its result file then holds no docs section).
+   settings, part-<sha256>.parquet), the candidate scores the judge stage records at its end (timed
+   apart), then the pairs stage's own selection, `pairs.select`, timed (`--only pairs`: this part
+   alone, no append phase; its result file then holds no docs section).
 
 Every phase runs in a fresh subprocess; its peak memory is that child's ru_maxrss (os.wait4), so
 phases do not pollute each other.
@@ -203,35 +204,78 @@ def phase_generate(root: Path, judgements: int, iteration: int = 1, chunk_prompt
             "file_mib": {t: p.stat().st_size / 2**20 for t, p in files.items()}}
 
 
+def phase_scores(root: Path, iteration: int = 1) -> dict:
+    """What the judge stage does at its end since pair building stopped grouping judgements: every
+    candidate's score (candidate_scores.sql over the iteration's judgements, as judges/scores.py computes
+    it), written as the candidate_scores partition. Columnar here, with random score ids as the fixture's
+    other ids are; the stage builds one CandidateScored event per candidate in Python, as it does for its
+    judgements."""
+    import numpy as np
+    import pyarrow as pa
+
+    from srlm_core.judges import scores
+    from srlm_core.log.eventlog import EventLog
+    from srlm_core.log.events import ID_TYPE, CandidateScored, JudgementRecorded
+    from srlm_core.log.query import iteration_views
+
+    log = EventLog(root)
+    start = time.perf_counter()
+    con = iteration_views(log, iteration, (JudgementRecorded,))
+    try:
+        table = scores.compute(con, log, iteration)
+    finally:
+        con.close()
+    computed_s = time.perf_counter() - start
+    n = table.num_rows
+    writer = PartWriter(log.partition(CandidateScored.TABLE, iteration), CandidateScored)
+    writer.write({"score_id": row_ids(np.random.default_rng(1), n),
+                  "candidate_id": table.column("candidate_id").cast(ID_TYPE),
+                  "prompt_id": table.column("prompt_id").cast(ID_TYPE),
+                  "iteration": pa.array(np.full(n, iteration)), "model_hash": pa.array(np.full(n, MODEL)),
+                  "score": table.column("score"), "spread": table.column("spread"),
+                  "valid_samples": table.column("valid_samples"), "samples": table.column("samples"),
+                  "stage": pa.array(np.full(n, "judge")), "seed": pa.nulls(n, pa.int64()),
+                  "sampling": pa.nulls(n, pa.string()),
+                  "schema_version": pa.array(np.full(n, CandidateScored.SCHEMA_VERSION))})
+    writer.close()
+    return {"candidates": n, "compute_s": computed_s, "seconds": time.perf_counter() - start}
+
+
 def phase_pairs(root: Path, iteration: int = 1) -> dict:
-    """The pairs stage's selection (pairs.select: candidate scores + pairs.sql), as the stage calls it."""
+    """The pairs stage's selection (pairs.select: the recorded candidate scores, pairs.sql, the texts), as
+    the stage calls it."""
     from srlm_core.log.eventlog import EventLog
     from srlm_core.steps import pairs
 
     start = time.perf_counter()
-    rows, scores = pairs.select(EventLog(root), iteration, 0.0)
+    rows = pairs.select(EventLog(root), iteration, 0.0)
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "prompts": rows.num_rows, "pairs": rows.column("skip_reason").null_count,
-            "scored_candidates": scores.num_rows, "result_mib": (rows.nbytes + scores.nbytes) / 2**20}
+            "result_mib": rows.nbytes / 2**20}
 
 
 def phase_profile(root: Path, iteration: int = 1) -> dict:
-    """EXPLAIN ANALYZE of the statements pairs.select runs (candidate_scores.sql, pairs.sql, and the
-    text join for the chosen texts, as for each text column), on a connection set up as it sets it up."""
+    """EXPLAIN ANALYZE of the statements pairs.select runs (pairs.sql over the recorded candidate scores,
+    and the text join for the chosen texts, as for each text column), on a connection set up as it sets
+    it up."""
     import pyarrow as pa
 
+    from srlm_core.judges import scores
     from srlm_core.log.eventlog import EventLog
+    from srlm_core.log.events import CandidateGenerated, JudgementRecorded, PromptAdded
+    from srlm_core.log.query import iteration_views
     from srlm_core.steps import pairs
 
     start = time.perf_counter()
-    con = pairs.connect(EventLog(root), iteration)
-    con.register("candidate_scores", con.sql(pairs.SCORES_SQL.read_text()).to_arrow_table())
+    log = EventLog(root)
+    con = iteration_views(log, iteration, (PromptAdded, CandidateGenerated, JudgementRecorded))
+    scores.add_view(con, log, iteration)
     rows = con.sql(pairs.SQL.read_text(), params={"min_margin": 0.0}).to_arrow_table()
     con.register("selected", rows.append_column("pos", pa.array(range(rows.num_rows), pa.int64())))
-    setup_s = time.perf_counter() - start   # includes computing the scores and the rows once, unprofiled
+    setup_s = time.perf_counter() - start   # includes computing the rows once, unprofiled
     table, id_column, key = pairs.TEXT_COLUMNS["chosen"]
     plans = {}
-    for name, sql in (("candidate_scores.sql", pairs.SCORES_SQL.read_text()), ("pairs.sql", pairs.SQL.read_text()),
+    for name, sql in (("pairs.sql", pairs.SQL.read_text()),
                       ("chosen texts", pairs.TEXTS_SQL.format(table=table, id=id_column, key=key))):
         con.execute("pragma enable_profiling = 'json'")
         start = time.perf_counter()
@@ -259,7 +303,8 @@ def top_operators(profile: dict, limit: int = 6) -> list[dict]:
     return sorted(found, key=lambda o: -o["seconds"])[:limit]
 
 
-PHASES = {"append": phase_append, "generate": phase_generate, "pairs": phase_pairs, "profile": phase_profile}
+PHASES = {"append": phase_append, "generate": phase_generate, "scores": phase_scores, "pairs": phase_pairs,
+          "profile": phase_profile}
 
 
 # ---------------------------------------------------------------- parent
@@ -325,6 +370,9 @@ def run(work: Path, args) -> None:
          f"{statistics.median(i['build_s'] for i in its):.2f}", "(same process)", "-", "-"],
         ["generate the pairs fixture (pyarrow, not timed against a target)", f"{generated['judgements']:,}",
          f"{generated['seconds']:.1f}", f"{generate_peak:.0f}", "-", "-"],
+        ["the judge stage's candidate scores (candidate_scores.sql; written once, when judging ends)",
+         f"{generated['judgements']:,}", f"{generated['scores']['seconds']:.2f}",
+         f"{generated['scores']['peak_mib']:.0f}", "-", "-"],
         [f"pair building: pairs.select (median of {size['repeats']} fresh processes)", f"{generated['judgements']:,}",
          f"{pair_seconds:.2f}", f"{pair_peak:.0f}", f"< {PAIRS_TARGET_S:g} s, < {PAIRS_TARGET_MIB} MiB",
          ("yes" if time_met and mem_met else
@@ -341,7 +389,8 @@ def run(work: Path, args) -> None:
         "## Event log at scale",
         f"{total_rows:,} judgement events appended as {size['iterations']} iterations (one `EventLog.append` per "
         f"iteration, as the judge stage writes it; raw_output ~{TEXT_CHARS['raw_output']} chars), then the pairs "
-        f"stage's selection (`pairs.select`: candidate_scores.sql + pairs.sql in DuckDB) over one iteration of "
+        f"stage's selection (`pairs.select`: pairs.sql over the candidate scores the judge stage recorded, then "
+        f"the texts, in DuckDB) over one iteration of "
         f"{generated['judgements']:,} judgements ({generated['prompts']:,} prompts x {CANDIDATES_PER_PROMPT} "
         f"candidates x {SAMPLES} samples; texts ~{TEXT_CHARS['prompt']}/{TEXT_CHARS['candidate']}/"
         f"{TEXT_CHARS['raw_output']} chars for prompt/candidate/raw_output) written straight into EventLog's "
@@ -351,7 +400,7 @@ def run(work: Path, args) -> None:
         f"ids, never earlier iterations):",
         per_iter,
         f"Where the time goes (EXPLAIN ANALYZE, DuckDB's default threads as `pairs.select` runs): setup "
-        f"(views, candidate_scores.sql and pairs.sql once, unprofiled) "
+        f"(views, the recorded scores checked against the judgements, pairs.sql once, unprofiled) "
         f"{profile['setup_s']:.2f} s; {ops}.",
         "Commands:\n\n```\npython bench/eventlog_scale.py --out bench/results/eventlog_scale.json\n"
         "python bench/eventlog_scale.py --out /tmp/quick.json --quick   # smoke test (tests/test_bench_eventlog.py)\n```",
@@ -372,6 +421,9 @@ def pairs_part(work: Path, size: dict, log) -> tuple:
     log(f"generate: {size['pair_judgements']} judgements")
     pairs_root = work / "pairs"
     generated, generate_peak = child("generate", work, root=str(pairs_root), judgements=size["pair_judgements"])
+    log("the judge stage's candidate scores")
+    scored, scored_peak = child("scores", work, root=str(pairs_root))
+    generated = {**generated, "scores": {**scored, "peak_mib": scored_peak}}
     runs = []
     for r in range(size["repeats"]):
         log(f"pairs.select run {r + 1}/{size['repeats']}")
@@ -388,7 +440,9 @@ def run_pairs_only(work: Path, args, size: dict, log) -> None:
     pair_seconds, pair_peak = statistics.median(seconds), max(r[1] for r in runs)
     summary = (f"pairs.select over {generated['judgements']:,} judgements: median {pair_seconds:.2f} s of "
                f"{', '.join(f'{s:.2f}' for s in seconds)}; peak {pair_peak:.0f} MiB (targets < {PAIRS_TARGET_S:g} s, "
-               f"< {PAIRS_TARGET_MIB} MiB); generate {generated['seconds']:.1f} s, {generate_peak:.0f} MiB")
+               f"< {PAIRS_TARGET_MIB} MiB); generate {generated['seconds']:.1f} s, {generate_peak:.0f} MiB; "
+               f"the judge stage's candidate scores {generated['scores']['seconds']:.2f} s, "
+               f"{generated['scores']['peak_mib']:.0f} MiB")
     data = {"quick": args.quick, "only": "pairs", "sizes": size, "generate": {**generated, "peak_mib": generate_peak},
             "pairs": {"median_s": pair_seconds, "runs": [{**r[0], "peak_mib": r[1]} for r in runs],
                       "peak_mib": pair_peak, "target_s": PAIRS_TARGET_S, "target_mib": PAIRS_TARGET_MIB,

@@ -16,6 +16,7 @@ from conftest import REPO
 
 from srlm_core.errors import SrlmError
 from srlm_core.hashing import row_id
+from srlm_core.judges import scores as candidate_scores
 from srlm_core.log.eventlog import EventLog
 from srlm_core.log.events import EvalAnswerGenerated, GuardChecked, JudgementRecorded
 from srlm_core.log.query import run_query
@@ -34,6 +35,7 @@ def judged(log: EventLog, iteration: int, scores: list[list[float | None]]) -> N
                                          template_hash="t" * 64, raw_output=f"Score: {s}", score=s, method="text",
                                          stage="judge", seed=1, sampling=None)
                 for c, samples in enumerate(scores) for k, s in enumerate(samples)])
+    candidate_scores.record(log, iteration, "1" * 64, "judge")   # as the judge stage ends
 
 
 def answered(log: EventLog, model: str, chars: list[int], model_hash: str) -> None:
@@ -186,9 +188,13 @@ def test_only_prompts_both_models_answered_are_compared():
 
 
 def test_a_candidate_score_is_the_mean_of_its_valid_samples(tmp_path):
-    """As pairs@ scores it (candidate_scores.sql): [5, 4] is 4.5, top at guards.top_score 4.5; [5, None] is 5."""
+    """As the judge stage recorded it (candidate_scores.sql): [5, 4] is 4.5, top at guards.top_score 4.5;
+    [5, None] is 5. A log without recorded scores has them computed the same way."""
     log = EventLog(tmp_path / "events")
     judged(log, 1, [[5.0, 4.0], [5.0, None], [1.0, 2.0], [None, None]])
+    assert sorted(guards.candidate_scores(log, 1)) == [1.5, 4.5, 5.0]
+    for path in log.files("candidate_scores"):
+        path.unlink()
     assert sorted(guards.candidate_scores(log, 1)) == [1.5, 4.5, 5.0]
 
 

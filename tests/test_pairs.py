@@ -5,9 +5,11 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
+from srlm_core.judges import scores as candidate_scores
 from srlm_core.log.eventlog import EventLog
 from srlm_core.log.events import (
     CandidateGenerated,
+    CandidateScored,
     JudgementRecorded,
     PairBuilt,
     PairSkipped,
@@ -54,7 +56,15 @@ def log(tmp_path):
         "few": add_prompt(log, "few", [[4, 4], [None, None], [None], [None, None]]),
         "close": add_prompt(log, "close", [[3, 3, 4], [3, 3, 3], [3, 3, 3], [3, 3, 3]]),
     }
+    candidate_scores.record(log, 1, JUDGE, "judge")   # as the judge stage ends
     return log, ids
+
+
+def rescore(log: EventLog) -> None:
+    """Record the candidate scores again after judgements were added, as a re-run judge stage would."""
+    for path in log.files(CandidateScored.TABLE):
+        path.unlink()
+    candidate_scores.record(log, 1, JUDGE, "judge")
 
 
 def test_pairs_and_skips(tmp_path, log):
@@ -73,7 +83,7 @@ def test_pairs_and_skips(tmp_path, log):
     assert (summary["rule"], summary["tolerance"]) == ("best_vs_worst", None)
     train = pq.read_table(tmp_path / "aift" / "train.parquet").to_pylist()
     assert train[0]["chosen"] == "clear answer 0" and train[0]["rejected"] == "clear answer 1"
-    scores = pq.read_table(tmp_path / "aift" / "candidate_scores.parquet").to_pylist()
+    scores = log.read(CandidateScored, 1).to_pylist()
     assert len(scores) == 16 and {s["samples"] for s in scores} >= {1, 2, 3}
     unscored = [s for s in scores if s["valid_samples"] == 0]
     assert len(unscored) == 3 and all(s["score"] is None for s in unscored)
@@ -113,6 +123,7 @@ def test_select_is_the_same_for_any_thread_count(tmp_path):
     import random
     from fractions import Fraction
 
+    from srlm_core.log.query import iteration_views
     from srlm_core.steps.pairs import select
 
     rng = random.Random(7)
@@ -124,10 +135,18 @@ def test_select_is_the_same_for_any_thread_count(tmp_path):
             scores = [[3.5, 4.25]] * 3   # a tie
         add_prompt(log, f"p{p}", scores, files_per_sample=True)
     tables = {threads: select(log, 1, 0.1, threads=threads) for threads in (1, 2, 4, None)}
-    rows, scores = tables[1]
-    for other_rows, other_scores in tables.values():
-        assert other_rows.equals(rows) and other_scores.equals(scores)
+    rows = tables[1]
+    assert all(other.equals(rows) for other in tables.values())
     assert rows.num_rows == 40 and rows.column("prompt_id").to_pylist() == sorted(rows.column("prompt_id").to_pylist())
+    computed = {}
+    for threads in (1, 2, 4, None):
+        con = iteration_views(log, 1, (JudgementRecorded,), threads)
+        computed[threads] = candidate_scores.compute(con, log, 1)
+        con.close()
+    assert all(other.equals(computed[1]) for other in computed.values())
+    candidate_scores.record(log, 1, JUDGE, "judge")
+    scores = log.read(CandidateScored, 1)
+    assert all(select(log, 1, 0.1, threads=threads).equals(rows) for threads in (1, 4))   # recorded: the same
     samples: dict[str, list[Fraction]] = {}
     for j in log.read(JudgementRecorded, 1).to_pylist():
         samples.setdefault(j["candidate_id"], []).extend([] if j["score"] is None else [Fraction(str(j["score"]))])
@@ -152,6 +171,8 @@ def test_a_candidate_judged_under_two_prompt_ids_is_refused(tmp_path, log):
     log.append([JudgementRecorded.create(**{**judgement, "prompt_id": ids["tie"], "sample_index": 9,
                                             "judgement_id": None})])
     with pytest.raises(SrlmError, match="different prompt_ids"):
+        rescore(log)
+    with pytest.raises(SrlmError, match="different prompt_ids"):   # a log with no recorded scores
         select(log, 1, 0.0)
 
 
@@ -163,8 +184,23 @@ def test_a_judged_candidate_missing_from_candidates_is_refused(tmp_path, log):
     judgement = log.read(JudgementRecorded, 1).to_pylist()[0]
     log.append([JudgementRecorded.create(**{**judgement, "candidate_id": "f" * 64, "prompt_id": ids["clear"],
                                             "score": 5.0, "judgement_id": None})])
+    rescore(log)
     with pytest.raises(SrlmError, match="is not in"):
         select(log, 1, 0.0)
+
+
+def test_scores_recorded_before_further_judgements_are_refused(tmp_path, log):
+    """Judgements added after the judge stage recorded the scores leave them stale: refused, not used."""
+    from srlm_core.errors import SrlmError
+    from srlm_core.steps.pairs import select
+
+    log, ids = log
+    judgement = log.read(JudgementRecorded, 1).to_pylist()[0]
+    log.append([JudgementRecorded.create(**{**judgement, "sample_index": 9, "score": 0.0, "judgement_id": None})])
+    with pytest.raises(SrlmError, match="cover 39 judgements, but .* holds 40; re-run the judge stage"):
+        select(log, 1, 0.0)
+    rescore(log)
+    assert select(log, 1, 0.0).num_rows == 4
 
 
 def sft_data(tmp_path, log, **pairs) -> tuple[dict, dict[str, float]]:
@@ -190,6 +226,7 @@ def test_positive_min_score_keeps_top_responses_scoring_at_least_it(tmp_path, lo
     candidates scored: a prompt whose candidates all scored 5 gives no pair, but its 5 is kept."""
     log, ids = log
     ids["perfect"] = add_prompt(log, "perfect", [[5, 5], [5, 5]])
+    rescore(log)
     _, kept = sft_data(tmp_path / "5", log, positive_min_score=5)
     assert kept == {ids["perfect"]: 5.0}
     _, kept = sft_data(tmp_path / "4", log, positive_min_score=4)
@@ -211,7 +248,8 @@ def test_positive_min_score_needs_positive_only():
 
 def test_an_older_version_log_builds_the_same_pairs(tmp_path, log):
     """pairs.select over files of older schema versions (hex-string ids; judgements of version 1,
-    without the guard columns) picks the same, byte for byte, as over the same events written now."""
+    without the guard columns; no candidate scores recorded, so they are computed from the judgements)
+    picks the same, byte for byte, as over the same events written now."""
     log, _ = log
     old = EventLog(tmp_path / "old")
     for kind in (PromptAdded, CandidateGenerated, JudgementRecorded):
@@ -225,7 +263,7 @@ def test_an_older_version_log_builds_the_same_pairs(tmp_path, log):
     new_summary = run(params, iteration=1, events_root=log.root, out_dir=tmp_path / "new_out")
     old_summary = run(params, iteration=1, events_root=old.root, out_dir=tmp_path / "old_out")
     assert new_summary == old_summary
-    for name in ("train.parquet", "candidate_scores.parquet"):
+    for name in ("train.parquet",):
         assert (tmp_path / "new_out" / name).read_bytes() == (tmp_path / "old_out" / name).read_bytes()
     assert log.read(PairBuilt).equals(old.read(PairBuilt))
 
@@ -336,12 +374,12 @@ def test_length_ties_are_broken_by_score_then_id(tmp_path):
                            texts=["aaaaa", "bbbbb", "ccccc", "d" * 9, "eeeee", "fffff", "ggggg"])
     by_text = {c["text"]: c["candidate_id"] for c in log.read(CandidateGenerated, 1).to_pylist()}
     tables = {threads: select(log, 1, 0.0, threads=threads, tolerance=0.5) for threads in (1, 2, 4)}
-    rows, _ = tables[1]
-    assert all(other[0].equals(rows) for other in tables.values())
+    rows = tables[1]
+    assert all(other.equals(rows) for other in tables.values())
     row = rows.to_pylist()[0]
     assert row["prompt_id"] == prompt_id and row["chosen"] == "ccccc"   # 5 chars: 4.2 beats the two 4.0s
     assert row["rejected_id"] == max(by_text["eeeee"], by_text["fffff"])   # 5 chars: the two 1.0s, larger id
-    ties = select(log, 1, 0.0, tolerance=0.0)[0].to_pylist()[0]   # only the 4.5 is at the best
+    ties = select(log, 1, 0.0, tolerance=0.0).to_pylist()[0]   # only the 4.5 is at the best
     assert (ties["chosen"], ties["rejected_id"]) == ("d" * 9, max(by_text["eeeee"], by_text["fffff"]))
 
 
@@ -389,5 +427,6 @@ def test_length_control_refuses_a_judged_candidate_missing_from_candidates(tmp_p
     judgement = log.read(JudgementRecorded, 1).to_pylist()[0]
     log.append([JudgementRecorded.create(**{**judgement, "candidate_id": "f" * 64, "prompt_id": ids["clear"],
                                             "score": 1.0, "judgement_id": None})])
+    rescore(log)
     with pytest.raises(SrlmError, match="is not in"):
         select(log, 1, 0.0, tolerance=0.5)

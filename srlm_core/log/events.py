@@ -266,6 +266,34 @@ class JudgementRecorded(Event):
 
 
 @dataclass(frozen=True)
+class CandidateScored(Event):
+    """A candidate's score as the judge stage recorded it once all its samples were in: the mean of its
+    valid judge samples (null when none parsed), their spread (population standard deviation) and how
+    many were valid (candidate_scores.sql). The pairs and guards stages read these instead of
+    re-grouping every judgement."""
+
+    ID_COLUMNS: ClassVar[tuple[str, ...]] = ("score_id", "candidate_id", "prompt_id")
+    TABLE: ClassVar[str] = "candidate_scores"
+    ID_FIELD: ClassVar[str] = "score_id"
+    ID_FIELDS: ClassVar[tuple[str, ...]] = ("candidate_id", "model_hash", "score", "spread", "valid_samples",
+                                            "samples")
+
+    score_id: str
+    candidate_id: str
+    prompt_id: str
+    iteration: int
+    model_hash: str
+    score: float | None
+    spread: float
+    valid_samples: int
+    samples: int
+    stage: str
+    seed: int | None
+    sampling: str | None
+    schema_version: int
+
+
+@dataclass(frozen=True)
 class PairBuilt(Event):
     """A preference pair of a prompt's candidates entered AIFT, chosen by `rule`: best_vs_worst (the
     highest- vs the lowest-scored) or length_controlled (the shortest of those within `tolerance` of
@@ -671,7 +699,7 @@ class JudgePairSkipped(Event):
     schema_version: int
 
 
-EVENT_TYPES: tuple[type[Event], ...] = (PromptAdded, CandidateGenerated, JudgementRecorded, PairBuilt,
+EVENT_TYPES: tuple[type[Event], ...] = (PromptAdded, CandidateGenerated, JudgementRecorded, CandidateScored, PairBuilt,
                                         PromptRejected, PairSkipped, ReplyJudged, RewardModelJudged,
                                         EvalAnswerGenerated, GamePlayed, AnswerScored, InstructionAnswerChecked,
                                         ReplyLogprobComputed, GuardChecked,

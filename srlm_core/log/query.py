@@ -82,6 +82,28 @@ def mixed_sql(source: str, kind: type[Event]) -> str:
     columns = ",\n    ".join(replaced)
     return f"SELECT * REPLACE (\n    {columns})\n  FROM {source}"
 
+def iteration_views(events: EventLog, iteration: int | str, kinds: tuple[type[Event], ...],
+                    threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """A connection, for the stages' own SQL, with one view per table of `kinds` over the iteration's
+    schema-checked event files, which DuckDB reads itself: only the columns a statement names, batch by
+    batch. Ids are 32 bytes (BLOB) in these views, as stored; files of an older schema version are upcast
+    in the view (hex ids unhexed, columns added since as NULL). `threads`: DuckDB's default (every core)
+    when None."""
+    con = duckdb.connect(config={} if threads is None else {"threads": threads})
+    for kind in kinds:
+        versions = events.versions(kind, iteration)
+        if versions:
+            parts = []
+            for version, paths in sorted(versions.items(), reverse=True):
+                files = ", ".join("'" + p.as_posix().replace("'", "''") + "'" for p in paths)
+                parts.append(version_sql(kind, version, f"read_parquet([{files}])", ids="binary")
+                             if version < kind.SCHEMA_VERSION else f"select * from read_parquet([{files}])")
+            con.execute(f"create view {kind.TABLE} as {' union all '.join(parts)}")
+        else:
+            con.register(kind.TABLE, kind.arrow_schema().empty_table())
+    return con
+
+
 SHIPPED_VIEWS = Path(__file__).parent / "views.sql"
 MEMORY_LIMIT = "2GB"   # DuckDB's own default is 80% of the machine's memory
 TIMEOUT_S = 60

@@ -17,6 +17,12 @@ CREATE OR REPLACE VIEW judgements AS
     CASE WHEN octet_length(CAST(prompt_id AS BLOB)) = 32 THEN lower(hex(CAST(prompt_id AS BLOB))) ELSE decode(CAST(prompt_id AS BLOB)) END AS prompt_id)
   FROM (SELECT * FROM read_parquet('data/events/judgements/*/*.parquet', hive_partitioning = true, union_by_name = true)
     UNION ALL BY NAME SELECT CAST(NULL AS BIGINT) AS injection_spans, CAST(NULL AS BOOLEAN) AS neutralised WHERE false);
+CREATE OR REPLACE VIEW candidate_scores AS
+  SELECT * REPLACE (
+    CASE WHEN octet_length(CAST(score_id AS BLOB)) = 32 THEN lower(hex(CAST(score_id AS BLOB))) ELSE decode(CAST(score_id AS BLOB)) END AS score_id,
+    CASE WHEN octet_length(CAST(candidate_id AS BLOB)) = 32 THEN lower(hex(CAST(candidate_id AS BLOB))) ELSE decode(CAST(candidate_id AS BLOB)) END AS candidate_id,
+    CASE WHEN octet_length(CAST(prompt_id AS BLOB)) = 32 THEN lower(hex(CAST(prompt_id AS BLOB))) ELSE decode(CAST(prompt_id AS BLOB)) END AS prompt_id)
+  FROM read_parquet('data/events/candidate_scores/*/*.parquet', hive_partitioning = true, union_by_name = true);
 CREATE OR REPLACE VIEW pairs AS
   SELECT * REPLACE (
     CASE WHEN octet_length(CAST(pair_id AS BLOB)) = 32 THEN lower(hex(CAST(pair_id AS BLOB))) ELSE decode(CAST(pair_id AS BLOB)) END AS pair_id,

@@ -20,16 +20,15 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
-
 from ..errors import SrlmError
+from ..judges import scores
 from ..log.eventlog import EventLog
 from ..log.events import EvalAnswerGenerated, GuardChecked, JudgementRecorded, sampling_json
+from ..log.query import iteration_views
 from ..params import GuardsParams, Params
 from ..storage import read_json, write_json
 
 STAGE = "guards"
-SCORES_SQL = Path(__file__).parent / "candidate_scores.sql"   # a candidate's score exactly as pairs@ builds it
 # guard -> (its threshold in params.yaml `guards`, whether a value above it trips; else below it does)
 THRESHOLDS = {"top_share": ("max_top_share", True), "score_sd": ("min_score_sd", False),
               "length_growth": ("max_length_growth", True), "rm_accuracy_drop": ("max_rm_accuracy_drop", True),
@@ -111,19 +110,18 @@ def verdict(guard: str, measure: Measure, cfg: GuardsParams) -> tuple[float | No
 
 
 def candidate_scores(events: EventLog, iteration: int) -> list[float]:
-    """Each judged candidate's mean judge score (candidate_scores.sql), NULLs (no valid sample) left out."""
-    judgements = events.read(JudgementRecorded, iteration, columns=["candidate_id", "prompt_id", "score"],
-                             hex_ids=False)
-    if not judgements.num_rows:
+    """Each judged candidate's mean judge score, as the judge stage recorded it (judges/scores.py), NULLs (no
+    valid sample) left out."""
+    if not events.paths(JudgementRecorded, iteration):
         raise SrlmError(f"{events.partition(JudgementRecorded.TABLE, iteration)}: no judgements; "
                         f"run the judge stage of iteration {iteration} first")
-    con = duckdb.connect(":memory:")
+    con = iteration_views(events, iteration, (JudgementRecorded,))
     try:
-        con.register("judgements", judgements)
-        scores = con.sql(SCORES_SQL.read_text()).fetchall()
+        scores.add_view(con, events, iteration)
+        found = con.execute("select score from candidate_scores where score is not null order by candidate_id").fetchall()
     finally:
         con.close()
-    return [row[2] for row in scores if row[2] is not None]
+    return [row[0] for row in found]
 
 
 def read_answers(events: EventLog, model: str) -> tuple[dict[str, str], set[str]]:

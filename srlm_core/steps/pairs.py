@@ -2,11 +2,11 @@
 
 Each prompt's pair is its best vs its worst candidate (pairs.sql, the paper's rule), or with
 pairs.length_control the shortest near-best vs the longest near-worst (pairs_length.sql,
-Meta-Rewarding's); every pair records the rule. Writes PairBuilt / PairSkipped events, every
-candidate's score (mean of its valid judge samples), spread and valid-sample count to
-`<out>/candidate_scores.parquet`, and the training data `<out>/train.parquet`: (prompt, chosen,
-rejected) for DPO, or (prompt, completion) with the top responses when `pairs.positive_only` is
-set (the paper's ablation; `positives` says which).
+Meta-Rewarding's); every pair records the rule. The candidates' scores (the mean of their valid
+judge samples) are those the judge stage recorded (judges/scores.py). Writes PairBuilt / PairSkipped
+events and the training data `<out>/train.parquet`: (prompt, chosen, rejected) for DPO, or (prompt,
+completion) with the top responses when `pairs.positive_only` is set (the paper's ablation;
+`positives` says which).
 When no judgement of the iteration has a score (the judge never wrote a valid `Score: N`),
 it stops with an SrlmError before writing anything, whatever `dpo.allow_empty` says.
 """
@@ -17,12 +17,12 @@ import shlex
 from collections import Counter
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import SrlmError
 from ..hashing import sha256_file
+from ..judges import scores
 from ..log.eventlog import EventLog
 from ..log.events import (
     CandidateGenerated,
@@ -33,37 +33,14 @@ from ..log.events import (
     ids_to_hex,
 )
 from ..log.lineage import staging
-from ..log.query import version_sql
+from ..log.query import iteration_views
 from ..params import Params
 from ..storage import write_json, write_parquet
 
 STAGE = "pairs"
 SQL = Path(__file__).parent / "pairs.sql"
 LENGTH_SQL = Path(__file__).parent / "pairs_length.sql"
-SCORES_SQL = Path(__file__).parent / "candidate_scores.sql"
 BEST_VS_WORST, LENGTH_CONTROLLED = "best_vs_worst", "length_controlled"   # PairBuilt.rule
-
-
-def connect(events: EventLog, iteration: int, threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    """A connection with views prompts, candidates and judgements over the iteration's schema-checked
-    event files, which DuckDB reads itself: only the columns a statement names (never raw_output),
-    batch by batch. `threads`: DuckDB's default (every core) when None; the SQL gives the same
-    result whatever the count (exact integer sums, order-free picks, ORDER BY on unique keys).
-    Ids are 32 bytes (BLOB) in these views, as stored; files of an older schema version are upcast
-    in the view (hex ids unhexed, columns added since as NULL)."""
-    con = duckdb.connect(config={} if threads is None else {"threads": threads})
-    for kind in (PromptAdded, CandidateGenerated, JudgementRecorded):
-        versions = events.versions(kind, iteration)
-        if versions:
-            parts = []
-            for version, paths in sorted(versions.items(), reverse=True):
-                files = ", ".join("'" + p.as_posix().replace("'", "''") + "'" for p in paths)
-                parts.append(version_sql(kind, version, f"read_parquet([{files}])", ids="binary")
-                             if version < kind.SCHEMA_VERSION else f"select * from read_parquet([{files}])")
-            con.execute(f"create view {kind.TABLE} as {' union all '.join(parts)}")
-        else:
-            con.register(kind.TABLE, kind.arrow_schema().empty_table())
-    return con
 
 
 def _hexed(table: pa.Table, columns: tuple[str, ...]) -> pa.Table:
@@ -108,28 +85,23 @@ def _check_join(events: EventLog, iteration: int, table: str, id_column: str, co
 
 
 def select(events: EventLog, iteration: int, min_margin: float,
-           threads: int | None = None, tolerance: float | None = None) -> tuple[pa.Table, pa.Table]:
-    """(one row per prompt of the iteration, by prompt_id: its chosen and rejected candidate and why it
-    gives no pair; every candidate's score, spread and valid samples, by candidate_id), as Arrow,
-    ids as hex strings (the SQL joins, groups and sorts them as 32 bytes; byte order is hex order).
-    Chosen and rejected are the best and the worst candidate (pairs.sql), or with a `tolerance`
-    the shortest near-best and the longest near-worst (pairs_length.sql).
-    The candidate scores are computed once, and the pair SQL reads them from that result; it picks
-    on ids, scores (and lengths) only, and the texts are joined to its rows afterwards (TEXTS_SQL).
-    The tables are the same, bit for bit, for any `threads`."""
-    con = connect(events, iteration, threads)
+           threads: int | None = None, tolerance: float | None = None) -> pa.Table:
+    """One row per prompt of the iteration, by prompt_id: its chosen and rejected candidate and why it
+    gives no pair, as Arrow, ids as hex strings (the SQL joins, groups and sorts them as 32 bytes; byte
+    order is hex order). Chosen and rejected are the best and the worst candidate (pairs.sql), or with a
+    `tolerance` the shortest near-best and the longest near-worst (pairs_length.sql), by the candidate
+    scores the judge stage recorded. The pair SQL picks on ids, scores (and lengths) only, and the texts
+    are joined to its rows afterwards (TEXTS_SQL). The table is the same, bit for bit, for any `threads`
+    (exact integer sums, order-free picks, ORDER BY on unique keys)."""
+    con = iteration_views(events, iteration, (PromptAdded, CandidateGenerated, JudgementRecorded), threads)
     try:
-        scores = con.sql(SCORES_SQL.read_text()).to_arrow_table()
-        ids = scores.column("candidate_id")
-        if len(ids) > 1 and pc.any(pc.equal(ids[1:], ids[:-1])).as_py():
-            raise SrlmError(f"{events.partition(JudgementRecorded.TABLE, iteration)}: a candidate's judgements "
-                            f"name different prompt_ids; re-run the judge stage")
-        con.register("candidate_scores", scores)
+        scores.add_view(con, events, iteration)
         if tolerance is None:
             rows = con.sql(SQL.read_text(), params={"min_margin": min_margin}).to_arrow_table()
         else:
             lengths = con.sql(LENGTHS_SQL).to_arrow_table()
-            _check_join(events, iteration, "candidates", "candidate_id", lengths.column("chars"), scores.num_rows, 0)
+            scored = con.execute("select count(*) from candidate_scores").fetchall()[0][0]
+            _check_join(events, iteration, "candidates", "candidate_id", lengths.column("chars"), scored, 0)
             con.register("candidate_lengths", lengths)
             rows = con.sql(LENGTH_SQL.read_text(),
                            params={"min_margin": min_margin, "tolerance": tolerance}).to_arrow_table()
@@ -141,9 +113,8 @@ def select(events: EventLog, iteration: int, min_margin: float,
             texts[name] = column
     finally:
         con.close()
-    rows = _hexed(pa.table({c: texts[c] if c in texts else rows.column(c) for c in ROW_COLUMNS}),
+    return _hexed(pa.table({c: texts[c] if c in texts else rows.column(c) for c in ROW_COLUMNS}),
                   ("prompt_id", "chosen_id", "rejected_id"))
-    return rows, _hexed(scores, ("candidate_id", "prompt_id"))
 
 
 def positives(selected: pa.Table, min_score: float | None) -> pa.ChunkedArray:
@@ -190,7 +161,7 @@ def run(params: Params, *, iteration: int, events_root: Path, out_dir: Path) -> 
     model_hash = judged_by.pop()
     rule, tolerance = ((LENGTH_CONTROLLED, cfg.length_control.tolerance) if cfg.length_control.enabled
                        else (BEST_VS_WORST, None))
-    selected, scores = select(events, iteration, cfg.min_margin, tolerance=tolerance)
+    selected = select(events, iteration, cfg.min_margin, tolerance=tolerance)
     rows = selected.drop_columns(["prompt", "chosen", "rejected"]).to_pylist()   # no texts in Python objects
     common = dict(iteration=iteration, model_hash=model_hash, stage=STAGE, seed=None, sampling=None)
     pairs = [PairBuilt.create(prompt_id=r["prompt_id"], chosen_id=r["chosen_id"], rejected_id=r["rejected_id"],
@@ -219,7 +190,6 @@ def run(params: Params, *, iteration: int, events_root: Path, out_dir: Path) -> 
     reasons = dict(Counter(s.reason for s in skipped))
     with staging(out_dir) as tmp:
         write_parquet(train, tmp / "train.parquet")
-        write_parquet(scores, tmp / "candidate_scores.parquet")
         summary = {"iteration": iteration, "mode": "sft" if cfg.positive_only else "dpo", "judge_model": model_hash,
                    "prompts": selected.num_rows, "pairs": len(pairs), "skipped": reasons,
                    "train_sha256": sha256_file(tmp / "train.parquet"), "min_margin": cfg.min_margin,
