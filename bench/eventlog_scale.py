@@ -206,14 +206,14 @@ def phase_generate(root: Path, judgements: int, iteration: int = 1, chunk_prompt
 
 def phase_scores(root: Path, iteration: int = 1) -> dict:
     """What the judge stage does at its end since pair building stopped grouping judgements: every
-    candidate's score (candidate_scores.sql over the iteration's judgements, as judges/scores.py computes
+    candidate's score (candidate_scores.sql over the iteration's judgements, as judges/candidate_scores.py computes
     it), written as the candidate_scores partition. Columnar here, with random score ids as the fixture's
     other ids are; the stage builds one CandidateScored event per candidate in Python, as it does for its
     judgements."""
     import numpy as np
     import pyarrow as pa
 
-    from srlm_core.judges import scores
+    from srlm_core.judges import candidate_scores as scores
     from srlm_core.log.eventlog import EventLog
     from srlm_core.log.events import ID_TYPE, CandidateScored, JudgementRecorded
     from srlm_core.log.query import iteration_views
@@ -260,7 +260,7 @@ def phase_profile(root: Path, iteration: int = 1) -> dict:
     it up."""
     import pyarrow as pa
 
-    from srlm_core.judges import scores
+    from srlm_core.judges import candidate_scores as scores
     from srlm_core.log.eventlog import EventLog
     from srlm_core.log.events import CandidateGenerated, JudgementRecorded, PromptAdded
     from srlm_core.log.query import iteration_views

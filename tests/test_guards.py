@@ -16,7 +16,7 @@ from conftest import REPO
 
 from srlm_core.errors import SrlmError
 from srlm_core.hashing import row_id
-from srlm_core.judges import scores as candidate_scores
+from srlm_core.judges import candidate_scores
 from srlm_core.log.eventlog import EventLog
 from srlm_core.log.events import EvalAnswerGenerated, GuardChecked, JudgementRecorded
 from srlm_core.log.query import run_query

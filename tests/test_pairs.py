@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
-from srlm_core.judges import scores as candidate_scores
+from srlm_core.judges import candidate_scores
 from srlm_core.log.eventlog import EventLog
 from srlm_core.log.events import (
     CandidateGenerated,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SrlmError
-from ..judges import scores
+from ..judges.candidate_scores import add_view as add_scores_view
 from ..log.eventlog import EventLog
 from ..log.events import EvalAnswerGenerated, GuardChecked, JudgementRecorded, sampling_json
 from ..log.query import iteration_views
@@ -110,14 +110,14 @@ def verdict(guard: str, measure: Measure, cfg: GuardsParams) -> tuple[float | No
 
 
 def candidate_scores(events: EventLog, iteration: int) -> list[float]:
-    """Each judged candidate's mean judge score, as the judge stage recorded it (judges/scores.py), NULLs (no
+    """Each judged candidate's mean judge score, as the judge stage recorded it (judges/candidate_scores.py), NULLs (no
     valid sample) left out."""
     if not events.paths(JudgementRecorded, iteration):
         raise SrlmError(f"{events.partition(JudgementRecorded.TABLE, iteration)}: no judgements; "
                         f"run the judge stage of iteration {iteration} first")
     con = iteration_views(events, iteration, (JudgementRecorded,))
     try:
-        scores.add_view(con, events, iteration)
+        add_scores_view(con, events, iteration)
         found = con.execute("select score from candidate_scores where score is not null order by candidate_id").fetchall()
     finally:
         con.close()

@@ -1,5 +1,5 @@
 """Stage `judge`: Mt judges every candidate of iteration t `judge.samples` times, then records each
-candidate's score (the mean of its valid samples; judges/scores.py)."""
+candidate's score (the mean of its valid samples; judges/candidate_scores.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..engine.backend import open_generator
 from ..errors import SrlmError
-from ..judges import scores
+from ..judges.candidate_scores import record as record_scores
 from ..judges.runs import judge_resumably, make_judge, sampling_record
 from ..log.eventlog import EventLog
 from ..log.events import (
@@ -45,7 +45,7 @@ def run(params: Params, *, iteration: int, model_dir: Path, events_root: Path) -
                                      seed=seed, sampling=record, **guard[c["candidate_id"]])
             for c, samples in zip(candidates, results) for i, j in enumerate(samples)]
     events.append(rows)
-    scores.record(events, iteration, model_hash, STAGE)
+    record_scores(events, iteration, model_hash, STAGE)
     journal.clear()
     valid = [r.score for r in rows if r.score is not None]
     return {"judgements": len(rows), "parsed": len(valid), "parse_rate": len(valid) / len(rows),

@@ -3,7 +3,7 @@
 Each prompt's pair is its best vs its worst candidate (pairs.sql, the paper's rule), or with
 pairs.length_control the shortest near-best vs the longest near-worst (pairs_length.sql,
 Meta-Rewarding's); every pair records the rule. The candidates' scores (the mean of their valid
-judge samples) are those the judge stage recorded (judges/scores.py). Writes PairBuilt / PairSkipped
+judge samples) are those the judge stage recorded (judges/candidate_scores.py). Writes PairBuilt / PairSkipped
 events and the training data `<out>/train.parquet`: (prompt, chosen, rejected) for DPO, or (prompt,
 completion) with the top responses when `pairs.positive_only` is set (the paper's ablation;
 `positives` says which).
@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from ..errors import SrlmError
 from ..hashing import sha256_file
-from ..judges import scores
+from ..judges.candidate_scores import add_view as add_scores_view
 from ..log.eventlog import EventLog
 from ..log.events import (
     CandidateGenerated,
@@ -95,7 +95,7 @@ def select(events: EventLog, iteration: int, min_margin: float,
     (exact integer sums, order-free picks, ORDER BY on unique keys)."""
     con = iteration_views(events, iteration, (PromptAdded, CandidateGenerated, JudgementRecorded), threads)
     try:
-        scores.add_view(con, events, iteration)
+        add_scores_view(con, events, iteration)
         if tolerance is None:
             rows = con.sql(SQL.read_text(), params={"min_margin": min_margin}).to_arrow_table()
         else:
