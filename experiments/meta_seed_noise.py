@@ -20,40 +20,21 @@ import os
 import statistics
 from pathlib import Path
 
-from srlm_core.engine.backend import Sampling, open_generator
-from srlm_core.judges.meta import Comparison, MetaJudge, MetaTemplate, rubric
-from srlm_core.judges.meta_pairs import distinct, draw, orders, pick, spread, win_rates
-from srlm_core.judges.runs import make_judge
+from srlm_core.engine.backend import open_generator
+from srlm_core.judges.meta_pairs import pick, win_rates
 from srlm_core.log.eventlog import EventLog
-from srlm_core.log.events import CandidateGenerated, JudgementRecorded, JudgePairBuilt, PromptAdded
+from srlm_core.log.events import JudgePairBuilt
 from srlm_core.params import load_params
-from srlm_core.seeds import stage_seed
 from srlm_core.steps import meta as step
 
 
 def comparisons(run: Path, iteration: int):
-    """The meta stage's plan for `iteration` of `run`, rebuilt as the stage builds it."""
+    """The meta stage's plan for `iteration` of `run`, built by the stage's own `plan`."""
     params = load_params(run / "params.yaml")
-    cfg = params.meta
     events = EventLog(run / "data" / "events")
-    judgements = events.read(JudgementRecorded, iteration, columns=step.JUDGEMENT_COLUMNS).to_pylist()
     model_dir = run / "models" / next(it.prev for it in params.iterations.values() if it.t == iteration)
-    gen = open_generator(params.generation, model_dir)
-    judge = make_judge(gen, params.judge)
-    prompts = {r["prompt_id"]: r["text"] for r in events.read(PromptAdded, iteration).to_pylist()}
-    candidates = {r["candidate_id"]: r for r in events.read(CandidateGenerated, iteration).to_pylist()}
-    grouped = step.by_candidate(judgements)
-    shown = {cid: distinct(rows) for cid, rows in grouped.items()}
-    eligible = {cid: spread([r["score"] for r in rows]) for cid, rows in grouped.items() if len(shown[cid]) > 1}
-    seed = stage_seed(params.seed, step.STAGE, iteration)
-    drawn = draw(eligible, cfg.candidates, cfg.select, seed)
-    meta_judge = MetaJudge(gen, MetaTemplate.load(run / cfg.template), rubric(judge.template.text),
-                           Sampling(cfg.temperature, cfg.top_p, cfg.max_new_tokens))
-    plan = [(cid, i, j) for cid in drawn for i, j in orders(len(shown[cid]))]
-    items = [Comparison(judge.seen_prompt(prompts[candidates[cid]["prompt_id"]]),
-                        judge.seen_response(candidates[cid]["text"]), shown[cid][i].text, shown[cid][j].text)
-             for cid, i, j in plan]
-    return meta_judge, cfg.batch_size, seed, drawn, shown, plan, items, events
+    p = step.plan(params, events, iteration, open_generator(params.generation, model_dir), model_dir, run)
+    return p.meta_judge, params.meta.batch_size, p.seed, p.drawn, p.shown, p.pairs, p.comparisons, events
 
 
 def picks(meta_judge, batch_size, seed, drawn, shown, plan, items) -> dict:

@@ -69,16 +69,34 @@ def by_candidate(judgements: list[dict]) -> dict[str, list[dict]]:
     return out
 
 
-def run(params: Params, *, iteration: int, model_dir: Path, events_root: Path, out_dir: Path) -> dict:
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """The comparisons the stage makes for an iteration: the drawn candidates, each one's distinct scored
+    judgements in the order shown (`shown`), and every ordered pair of them (`pairs`, both orders), with
+    what the meta-judge sees for each (`comparisons`, in `pairs` order)."""
+
+    judge: object                 # the judge (judges/judge.py) whose prompts the model saw
+    meta_judge: MetaJudge
+    prompts: dict[str, str]
+    candidates: dict[str, dict]
+    grouped: dict[str, list[dict]]
+    eligible: dict[str, float]
+    shown: dict[str, list]
+    seed: int
+    drawn: list[str]
+    pairs: list[tuple[str, int, int]]
+    comparisons: list[Comparison]
+
+
+def plan(params: Params, events: EventLog, iteration: int, gen, model_dir: Path,
+         template_root: Path = Path(".")) -> Plan:
+    """The stage's plan for `iteration`, with `gen` (Mt, opened from `model_dir`) as meta-judge;
+    `template_root`: where meta.template's path is relative to (the repository the run is in)."""
     cfg = params.meta
-    events = EventLog(events_root)
-    if not cfg.enabled:
-        return write_outputs(events, iteration, out_dir, [], [], [], {"iteration": iteration, "enabled": False})
     judgements = events.read(JudgementRecorded, iteration, columns=JUDGEMENT_COLUMNS).to_pylist()
     if not judgements:
         raise SrlmError(f"{events.partition(JudgementRecorded.TABLE, iteration)}: no judgements; run the judge "
                         "stage first")
-    gen = open_generator(params.generation, model_dir)
     judge = make_judge(gen, params.judge)
     for column, mine, what in (("model_hash", gen.model_hash, f"the model {model_dir}"),
                                ("template_hash", judge.template.hash, f"judge.template {params.judge.template}")):
@@ -92,28 +110,40 @@ def run(params: Params, *, iteration: int, model_dir: Path, events_root: Path, o
     eligible = {cid: spread([r["score"] for r in rows]) for cid, rows in grouped.items() if len(shown[cid]) > 1}
     seed = stage_seed(params.seed, STAGE, iteration)
     drawn = draw(eligible, cfg.candidates, cfg.select, seed)
-
-    meta_judge = MetaJudge(gen, MetaTemplate.load(cfg.template), rubric(judge.template.text),
+    meta_judge = MetaJudge(gen, MetaTemplate.load(str(template_root / cfg.template)), rubric(judge.template.text),
                            Sampling(cfg.temperature, cfg.top_p, cfg.max_new_tokens))
+    pairs = [(cid, i, j) for cid in drawn for i, j in orders(len(shown[cid]))]
+    seen = {cid: (judge.seen_prompt(prompts[candidates[cid]["prompt_id"]]),
+                  judge.seen_response(candidates[cid]["text"])) for cid in drawn}
+    comparisons = [Comparison(*seen[cid], shown[cid][i].text, shown[cid][j].text) for cid, i, j in pairs]
+    return Plan(judge, meta_judge, prompts, candidates, grouped, eligible, shown, seed, drawn, pairs, comparisons)
+
+
+def run(params: Params, *, iteration: int, model_dir: Path, events_root: Path, out_dir: Path) -> dict:
+    cfg = params.meta
+    events = EventLog(events_root)
+    if not cfg.enabled:
+        return write_outputs(events, iteration, out_dir, [], [], [], {"iteration": iteration, "enabled": False})
+    gen = open_generator(params.generation, model_dir)
+    p = plan(params, events, iteration, gen, model_dir)
+    judge, meta_judge, prompts, candidates, shown, seed, drawn = (p.judge, p.meta_judge, p.prompts, p.candidates,
+                                                                  p.shown, p.seed, p.drawn)
+    comparisons = p.comparisons
     jcfg = params.judge
     record = sampling_json(meta_judge.sampling.record(max_prompt_tokens=jcfg.max_prompt_tokens,
                                                       max_response_tokens=jcfg.max_response_tokens,
                                                       injection=jcfg.injection, **gen.info()))
-    plan = [(cid, i, j) for cid in drawn for i, j in orders(len(shown[cid]))]
-    seen = {cid: (judge.seen_prompt(prompts[candidates[cid]["prompt_id"]]),
-                  judge.seen_response(candidates[cid]["text"])) for cid in drawn}
-    comparisons = [Comparison(*seen[cid], shown[cid][i].text, shown[cid][j].text) for cid, i, j in plan]
     journal = Journal(f"meta@{iteration}", {"model": gen.model_hash, "template": meta_judge.template.hash,
                                             "rubric": meta_judge.rubric, "sampling": record, "seed": seed,
                                             "batch_size": cfg.batch_size,
                                             "items": [dataclasses.astuple(c) for c in comparisons]})
     verdicts = meta_judge.compare(comparisons, seed=seed, batch_size=cfg.batch_size, journal=journal,
-                                  label=f"meta-judging {len(drawn)} candidates: {len(plan)} comparisons")
+                                  label=f"meta-judging {len(drawn)} candidates: {len(p.pairs)} comparisons")
 
     common = dict(iteration=iteration, model_hash=gen.model_hash, template_hash=meta_judge.template.hash,
                   stage=STAGE, seed=seed, sampling=record)
     metas, p_first = [], {cid: {} for cid in drawn}
-    for (cid, i, j), verdict in zip(plan, verdicts):
+    for (cid, i, j), verdict in zip(p.pairs, verdicts):
         p_first[cid][i, j] = verdict.p_first
         metas.append(MetaJudgementRecorded.create(
             candidate_id=cid, prompt_id=candidates[cid]["prompt_id"], first_judgement_id=shown[cid][i].judgement_id,
@@ -137,8 +167,8 @@ def run(params: Params, *, iteration: int, model_dir: Path, events_root: Path, o
             chosen=options[best].text, rejected=options[worst].text, **common))
     firsts = [v.p_first for v in verdicts]
     summary = {"iteration": iteration, "enabled": True, "model": gen.model_hash,
-               "template_sha256": meta_judge.template.hash, "candidates": len(grouped), "eligible": len(eligible),
-               "drawn": len(drawn), "comparisons": len(plan), "skipped": dict(Counter(s.reason for s in skipped)),
+               "template_sha256": meta_judge.template.hash, "candidates": len(p.grouped), "eligible": len(p.eligible),
+               "drawn": len(drawn), "comparisons": len(p.pairs), "skipped": dict(Counter(s.reason for s in skipped)),
                # share of verdicts for Judgement A, and its mean probability: 0.5 is a meta-judge without position bias
                "first_position_rate": sum(p > 0.5 for p in firsts) / len(firsts) if firsts else None,
                "mean_p_first": sum(firsts) / len(firsts) if firsts else None}
