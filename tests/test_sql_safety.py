@@ -211,6 +211,17 @@ def test_a_query_past_the_time_limit_is_stopped(log):
     assert time.monotonic() - start < 5
 
 
+def test_a_stop_that_comes_before_the_statement_has_started_still_stops_it(log):
+    """On a loaded machine the worker thread can start its statement after the stop (Ctrl-C or the
+    time limit) was sent; DuckDB drops an interrupt with no statement running, so the query then ran
+    for minutes (seen in a CI run). Here the worker is held back 0.5 s, past a 0.05 s limit."""
+    code = ("import time; from srlm_core.log import query; execute = query._execute\n"
+            "query._execute = lambda *a: (time.sleep(0.5), execute(*a))\n"
+            f"query.run_query({ENDLESS!r}, {str(log / 'events')!r}, timeout=0.05)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "query stopped: it ran past the time limit of 0.05 s" in proc.stderr
+
+
 @pytest.mark.parametrize("statement", [
     "select list(i) from range(100000000) t(i)",                                  # one 800 MB value
     "select count(distinct a.i * 100000 + b.i) from range(100000) a(i), range(100000) b(i)",  # a cross join

@@ -275,6 +275,14 @@ def _execute(con: duckdb.DuckDBPyConnection, statements: list, max_rows: int, ou
         done.set()
 
 
+def _interrupt(con: duckdb.DuckDBPyConnection, done: threading.Event) -> None:
+    """Interrupt until the worker ends: an interrupt that lands before the worker's statement has
+    started is lost (the statement then runs to its end), so one is not enough."""
+    con.interrupt()
+    while not done.wait(0.1):
+        con.interrupt()
+
+
 def _run_bounded(con: duckdb.DuckDBPyConnection, statements: list, max_rows: int, timeout: float) -> dict:
     """Run in a worker thread while this one waits, so Ctrl-C (KeyboardInterrupt, raised only in
     the main thread) and the time limit both reach DuckDB as con.interrupt(). The wait is on an
@@ -287,12 +295,10 @@ def _run_bounded(con: duckdb.DuckDBPyConnection, statements: list, max_rows: int
         while not done.wait(0.1) and time.monotonic() < deadline:
             pass  # short waits: a Ctrl-C is seen within 0.1 s whichever thread the signal hit
     except KeyboardInterrupt:
-        con.interrupt()
-        done.wait()
+        _interrupt(con, done)
         raise
     if not done.is_set():
-        con.interrupt()
-        done.wait()
+        _interrupt(con, done)
         raise SrlmError(f"query stopped: it ran past the time limit of {timeout:g} s; raise --timeout, "
                         "or add filters / LIMIT")
     return out
