@@ -47,7 +47,7 @@ def test_samples_come_back_in_prompt_order_and_match_one_at_a_time(tiny, static_
         assert [s.text for s in samples] == [text, text]
 
 
-def test_sampling_is_deterministic_and_independent_of_the_token_cap_split(tiny32):
+def test_sampling_is_deterministic_for_a_seed(tiny32):
     model, tokenizer, _ = tiny32
     prompts = [tokenizer(f"prompt number {i}").input_ids for i in range(5)]
     args = dict(n=3, sampling=Sampling(0.7, 0.9, 5), seed=11, batch_size=2)
