@@ -13,6 +13,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from ..errors import SrlmError
 from ..log.lineage import read_manifest
+from . import mkl_dispatch
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ def load(model_dir: Path | str, *, for_training: bool = False, dropout: float = 
     (see set_attention_dropout), and left where from_pretrained put it: the Trainer moves it to its device,
     and FSDP and DeepSpeed shard it from there. Without `weights`: the model built from its config with its
     parameters on the meta device (no memory) and its computed buffers (rotary frequencies) real."""
+    mkl_dispatch.settle()   # before the model's first threaded cos (mkl_dispatch)
     model_dir = Path(model_dir)
     manifest = read_manifest(model_dir)
     dtype = dtype or (torch.float32 if for_training else compute_dtype())
