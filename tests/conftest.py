@@ -16,6 +16,14 @@ SEED = REPO / "data" / "seed" / "oasst_seed.messages.jsonl"
 SEED_EVAL = REPO / "data" / "seed" / "eval_prompts.jsonl"
 
 
+def pytest_configure(config):
+    """Before any test runs torch: tests build and run models without `runtime.load`, and a first threaded
+    cos can be inexact until MKL's kernels are settled (srlm_core/engine/mkl_dispatch.py)."""
+    from srlm_core.engine import mkl_dispatch
+
+    mkl_dispatch.settle()
+
+
 @pytest.fixture(autouse=True)
 def scratch(tmp_path_factory, monkeypatch) -> Path:
     """Each test's crash-resume journals in a folder of its own, not in the working tree's .srlm."""
