@@ -27,6 +27,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from srlm_core.engine import mkl_dispatch  # noqa: E402
 from srlm_core.params import load_params  # noqa: E402
 from srlm_core.steps import dpo  # noqa: E402
 
@@ -63,6 +64,7 @@ def main() -> None:
     parser.add_argument("--parent", default="M1")
     parser.add_argument("--out", type=Path, required=True, help="folder for the trained model, metrics, result.json")
     args = parser.parse_args()
+    mkl_dispatch.settle()   # it runs the models itself, not through runtime.load
     params = load_params(args.repo / "params.yaml")
     parent, aift = args.repo / "models" / args.parent, args.repo / "data" / "aift" / args.parent
     child = args.out / "child"
