@@ -1,13 +1,15 @@
 """Loading for training (srlm_core/training/loading.py): the sharded path is taken when the strategy asks for
 it. Real processes: `accelerate launch` with the shipped configs starts 2 ranks on the CPU (gloo), each of which
-builds its training arguments and loads the tiny model as the training stages do, then reports how many of
-the model's parameters it holds in memory (not on the meta device).
+builds its training arguments and loads the tiny model as the training stages do, then reports whether it
+read the checkpoint, how many parameters it has on the meta device and whether each parameter has storage of
+its own (accelerate's FSDP2 preparation tells the parameters apart by their data pointers).
 
-- configs/accelerate/fsdp.yaml (fsdp_cpu_ram_efficient_loading): rank 0 holds them all, rank 1 none (FSDP
-  sends it its shards when it wraps the model, which accelerate does on GPUs);
-- multi_gpu_ddp.yaml: both ranks hold the whole model, which DDP needs;
+- configs/accelerate/fsdp.yaml (fsdp_cpu_ram_efficient_loading): rank 0 reads the checkpoint, rank 1 does not
+  (FSDP sends it its shards when it wraps the model, which accelerate does on GPUs; tests/test_fsdp_on_cpu.py
+  trains that way on the CPU); rank 1's parameters are uninitialized CPU tensors, none on the meta device;
+- multi_gpu_ddp.yaml: both ranks read the whole model, which DDP needs;
 - fsdp.yaml with the rank set up as a training stage sets it up on a machine without CUDA: accelerate trains
-  plain data parallel there, so both ranks load the whole model.
+  plain data parallel there, so both ranks read the whole model.
 
 About 40 s on 2 cores.
 """
@@ -33,9 +35,15 @@ from pathlib import Path
 
 import torch
 
+from transformers import AutoModelForCausalLM
+
 from srlm_core.params import parse_params
 from srlm_core.training import launch, loading
 from srlm_core.training.sft import sft_args
+
+reads = []
+read = AutoModelForCausalLM.from_pretrained
+AutoModelForCausalLM.from_pretrained = lambda *a, **k: reads.append(a[0]) or read(*a, **k)
 
 model_dir, out, as_stage = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "stage"
 if as_stage:
@@ -44,12 +52,14 @@ cfg = parse_params({}).sft
 args = sft_args(cfg, out / "train", seed=0)
 model, _ = loading.load(model_dir, args, cfg, torch.float32)
 params = list(model.parameters())   # each tied tensor once
-held, total = sum(p.numel() for p in params if p.device.type != "meta"), sum(p.numel() for p in params)
-(out / f"rank{args.process_index}.json").write_text(json.dumps({"held": held, "total": total}))
+meta = sum(p.numel() for p in params if p.device.type == "meta")
+pointers = len({p.data_ptr() for p in params})   # accelerate maps the optimizer to the shards by these
+(out / f"rank{args.process_index}.json").write_text(json.dumps({"read": len(reads), "meta": meta,
+                                                                "distinct": pointers == len(params)}))
 """
 
 
-def held_per_rank(model_dir: Path, config: str, tmp_path: Path, as_stage: bool = False) -> list[dict]:
+def loaded_per_rank(model_dir: Path, config: str, tmp_path: Path, as_stage: bool = False) -> list[dict]:
     tmp_path.mkdir(parents=True)
     script = tmp_path / "rank.py"
     script.write_text(RANK_SCRIPT, encoding="utf-8")
@@ -65,13 +75,10 @@ def held_per_rank(model_dir: Path, config: str, tmp_path: Path, as_stage: bool =
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU rule; on GPUs FSDP shards")
 def test_fsdp_ram_efficient_loading_reads_the_weights_on_rank_0_only(tiny_srlm_model, tmp_path):
-    fsdp = held_per_rank(tiny_srlm_model, "fsdp", tmp_path / "fsdp")
-    total = fsdp[0]["total"]
-    assert total > 0 and fsdp == [{"held": total, "total": total}, {"held": 0, "total": total}]
-    ddp = held_per_rank(tiny_srlm_model, "multi_gpu_ddp", tmp_path / "ddp")
-    assert ddp == [{"held": total, "total": total}] * 2
-    cpu_stage = held_per_rank(tiny_srlm_model, "fsdp", tmp_path / "stage", as_stage=True)
-    assert cpu_stage == [{"held": total, "total": total}] * 2
+    read, unread = {"read": 1, "meta": 0, "distinct": True}, {"read": 0, "meta": 0, "distinct": True}
+    assert loaded_per_rank(tiny_srlm_model, "fsdp", tmp_path / "fsdp") == [read, unread]
+    assert loaded_per_rank(tiny_srlm_model, "multi_gpu_ddp", tmp_path / "ddp") == [read, read]
+    assert loaded_per_rank(tiny_srlm_model, "fsdp", tmp_path / "stage", as_stage=True) == [read, read]
 
 
 @pytest.mark.parametrize("method,precision,expected", [("full", torch.bfloat16, torch.float32),

@@ -57,13 +57,30 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def unread_parameters(model) -> None:
+    """Give every parameter on the meta device its own uninitialized CPU storage, keeping tied ones tied.
+    accelerate's FSDP2 preparation expects this of the ranks that do not read the checkpoint ("non-main ranks
+    only have torch.empty"): it maps the optimizer's parameters to their shards by data_ptr(), which is 0 for
+    every meta tensor, so on meta all of a rank's optimizer entries would map to one shard and the rank's
+    other shards would never be trained. Untouched, the pages of large tensors are not committed: the rank
+    holds address space, not the model's memory, until accelerate moves it to meta and fills its shards."""
+    made: dict[int, torch.nn.Parameter] = {}
+    for module in model.modules():
+        for name, param in list(module.named_parameters(recurse=False)):
+            if param.device.type == "meta":
+                if id(param) not in made:
+                    made[id(param)] = torch.nn.Parameter(torch.empty_like(param, device="cpu"),
+                                                         requires_grad=param.requires_grad)
+                module.register_parameter(name, made[id(param)])
+
+
 def load(model_dir: Path | str, *, for_training: bool = False, dropout: float = 0.0, dtype: torch.dtype | None = None,
          weights: bool = True):
     """A model folder written by srlm -> (model, tokenizer, manifest hash), on the GPU if there is one. For
     training (training.loading): in `dtype` (default fp32), in train mode, with attention dropout `dropout`
     (see set_attention_dropout), and left where from_pretrained put it: the Trainer moves it to its device,
-    and FSDP and DeepSpeed shard it from there. Without `weights`: the model built from its config with its
-    parameters on the meta device (no memory) and its computed buffers (rotary frequencies) real."""
+    and FSDP and DeepSpeed shard it from there. Without `weights`: the model built from its config, nothing
+    read, its parameters uninitialized (see unread_parameters) and its computed buffers (rotary frequencies) real."""
     mkl_dispatch.settle()   # before the model's first threaded cos (mkl_dispatch)
     model_dir = Path(model_dir)
     manifest = read_manifest(model_dir)
@@ -77,6 +94,7 @@ def load(model_dir: Path | str, *, for_training: bool = False, dropout: float = 
             config = AutoConfig.from_pretrained(model_dir, trust_remote_code=False)
             with init_empty_weights(include_buffers=False):
                 model = AutoModelForCausalLM.from_config(config, dtype=dtype, trust_remote_code=False)
+            unread_parameters(model)
             model.tie_weights()   # from_pretrained ties them after loading; from_config on meta does not
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
     except (OSError, ValueError) as exc:

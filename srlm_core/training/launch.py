@@ -48,6 +48,15 @@ def is_main() -> bool:
     return rank() == 0
 
 
+def accelerate_shards_here() -> bool:
+    """Whether accelerate shards a model with FSDP in this process when its config asks: on GPUs only.
+    accelerate's AcceleratorState turns a CPU process group into plain data parallel (MULTI_CPU) whatever
+    the config says. tests/fsdp_on_cpu lifts that rule and this one together to run FSDP2 on gloo."""
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def wants_launch(train: TrainParams) -> bool:
     return not under_launcher() and (train.num_processes > 1 or train.accelerate_config is not None)
 
@@ -151,9 +160,9 @@ def _as_rank(name: str) -> None:
     local = os.environ.get("LOCAL_RANK")
     if local is not None and torch.cuda.is_available():
         torch.cuda.set_device(int(local))   # the Trainer then places this rank's model on its own GPU
-    if not torch.cuda.is_available() and os.environ.get(RAM_EFFICIENT, "false").lower() == "true":
-        # accelerate shards with FSDP on GPUs only; on a CPU it trains plain data parallel (launch.report warns),
-        # which needs the whole model on every rank, not only on rank 0 (training.loading).
+    if not accelerate_shards_here() and os.environ.get(RAM_EFFICIENT, "false").lower() == "true":
+        # Without FSDP accelerate trains plain data parallel (launch.report warns), which needs the whole model
+        # on every rank, not only on rank 0 (training.loading).
         os.environ[RAM_EFFICIENT] = "false"
 
 

@@ -1,0 +1,139 @@
+"""FSDP training run for real, on the CPU: the stages under configs/accelerate/fsdp.yaml with 2 processes (gloo).
+
+accelerate shards with FSDP on GPUs only (on a CPU it trains plain data parallel); tests/fsdp_on_cpu/sitecustomize.py
+lifts that rule in the test's processes, so that the shipped config's path runs as it does on GPUs: FSDP2's
+fully_shard over DTensor shards, rank 0 alone reading the checkpoint (fsdp_cpu_ram_efficient_loading) and
+broadcasting the shards, the full-state-dict gather that writes the model, sharded checkpoints, resume.
+What differs from GPUs is the collective backend (gloo, not NCCL) and device placement.
+
+- SFT (full and LoRA) and DPO under FSDP train the same model as DDP with the same effective batch, to float
+  rounding. Until 2026-12-03 rank 1 built its model on the meta device, where accelerate's mapping of the optimizer
+  to the shards (by data pointer, 0 for every meta tensor) sent all of rank 1's updates to one shard: its other
+  shards never trained (1.8e-4 off DDP's model in the final norm, rank 1's half of each layer norm unchanged).
+- A DPO run SIGKILLed after its third checkpoint resumes from it to the model of an uninterrupted run, exactly.
+
+About two minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from srlm_core.storage import write_json, write_parquet
+
+REPO = Path(__file__).resolve().parents[1]
+HARNESS = Path(__file__).resolve().parent / "fsdp_on_cpu"
+DISTRIBUTED_ENV = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+SFT = {"batch_size": 2, "grad_accum": 1, "max_steps": 2, "max_length": 64}
+DPO = {"batch_size": 2, "grad_accum": 1, "max_steps": 6, "max_length": 64}
+
+pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="on GPUs accelerate shards without the harness")
+
+
+def stage(workdir: Path, script: str, params: dict, config: str, *args: str) -> tuple[list[str], dict]:
+    """The command and environment that run a stage in `workdir` with 2 processes under `config`."""
+    train = {"num_processes": 2, "accelerate_config": str(REPO / "configs" / "accelerate" / f"{config}.yaml"),
+             "checkpoint_minutes": params.pop("checkpoint_minutes", 60)}
+    (workdir / "params.yaml").write_text(yaml.safe_dump({**params, "train": train}), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in DISTRIBUTED_ENV}
+    env.update(PYTHONPATH=os.pathsep.join([str(HARNESS), str(REPO)]),
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    return [sys.executable, str(REPO / "stages" / script), *args, "--out", "models/M2", "--metrics", "metrics"], env
+
+
+def run(workdir: Path, script: str, params: dict, config: str, *args: str) -> str:
+    cmd, env = stage(workdir, script, params, config, *args)
+    result = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result.stderr
+
+
+def weights(workdir: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(workdir / "models" / "M2" / "model.safetensors"))
+
+
+def assert_same_model(a: dict, b: dict, atol: float) -> None:
+    assert a.keys() == b.keys()
+    worst = max((a[k] - b[k]).abs().max().item() for k in a)
+    assert worst <= atol, f"largest difference {worst:.3g}"
+
+
+def assert_fsdp(log: str, name: str) -> None:
+    for rank in (0, 1):
+        assert f"[{name} rank {rank}/2] rank {rank} of 2 in the process group (FSDP, backend gloo" in log
+    assert "FSDP RAM-efficient loading: rank 0 read the weights" in log
+    assert log.count("wrote models/M2") == 1
+
+
+@pytest.fixture(scope="module")
+def ift(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("ift") / "ift.parquet"
+    write_parquet(pa.table({"prompt": [f"question {i}?" for i in range(8)],
+                            "response": [f"answer {i} " * (i + 1) for i in range(8)]}), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def aift(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("aift") / "aift"
+    write_parquet(pa.table({"prompt_id": [str(i) for i in range(8)], "prompt": [f"q{i}" for i in range(8)],
+                            "chosen": ["good answer " * (i + 1) for i in range(8)], "rejected": ["bad"] * 8}),
+                  folder / "train.parquet")
+    write_json({"mode": "dpo", "skipped": {}, "judge_model": "j"}, folder / "summary.json")
+    return folder
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_fsdp_sft_trains_the_model_ddp_trains(tiny_srlm_model, ift, tmp_path, scratch, method):
+    runs = {}
+    for config in ("fsdp", "multi_gpu_ddp"):
+        workdir = tmp_path / config
+        workdir.mkdir()
+        shutil.copy(ift, workdir / "ift.parquet")
+        runs[config] = run(workdir, "sft.py", {"sft": {**SFT, "method": method}}, config,
+                           "--base", str(tiny_srlm_model), "--ift", "ift.parquet")
+    assert_fsdp(runs["fsdp"], "M2")
+    trained = weights(tmp_path / "fsdp")
+    assert_same_model(trained, weights(tmp_path / "multi_gpu_ddp"), atol=1e-7)
+    base = load_file(str(tiny_srlm_model / "model.safetensors"))
+    assert max((trained[k] - base[k]).abs().max().item() for k in base) > 1e-6   # it trained
+
+
+def test_fsdp_dpo_trains_the_model_ddp_trains_and_resumes_after_a_kill(tiny_srlm_model, aift, tmp_path, scratch):
+    args = ("--prev", str(tiny_srlm_model), "--aift", "aift")
+    folders = {}
+    for name in ("fsdp", "ddp", "killed"):
+        folders[name] = tmp_path / name
+        shutil.copytree(aift, folders[name] / "aift")
+    log = run(folders["fsdp"], "dpo.py", {"dpo": dict(DPO), "checkpoint_minutes": 0}, "fsdp", *args)
+    assert_fsdp(log, "dpo@M2")
+    assert "[dpo@M2 rank 0/2] step 6/6 loss" in log
+    run(folders["ddp"], "dpo.py", {"dpo": dict(DPO)}, "multi_gpu_ddp", *args)
+    assert_same_model(weights(folders["fsdp"]), weights(folders["ddp"]), atol=1e-7)
+
+    cmd, env = stage(folders["killed"], "dpo.py", {"dpo": dict(DPO), "checkpoint_minutes": 0}, "fsdp", *args)
+    proc = subprocess.Popen(cmd, cwd=folders["killed"], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not any(scratch.glob("journal/train@M2/*/checkpoint-3/trainer_state.json")):
+        assert proc.poll() is None, "the run finished before its third checkpoint"
+        assert time.monotonic() < deadline, "no third checkpoint in 300 s"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    log = run(folders["killed"], "dpo.py", {"dpo": dict(DPO), "checkpoint_minutes": 0}, "fsdp", *args)
+    assert "[dpo@M2 rank 0/2] resuming from" in log and "checkpoint-3" in log
+    assert "step 3/6" not in log and "[dpo@M2 rank 0/2] step 4/6 loss" in log
+    assert_same_model(weights(folders["killed"]), weights(folders["fsdp"]), atol=0.0)
