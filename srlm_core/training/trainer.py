@@ -35,7 +35,8 @@ def trainer_args(cfg: SftParams | DpoParams, output_dir: Path, seed: int, precis
     """Keyword arguments shared by SFTConfig and DPOConfig: linear decay from learning_rate to
     lr_end, effective batch batch_size x grad_accum x processes, deterministic seeds, bf16 autocast over
     fp32 master weights when `precision` (the dtype the run's models are run in) is bf16, gradient
-    checkpointing when `checkpointing` (gradient_checkpointing). Checkpoints are saved into output_dir only
+    checkpointing when `checkpointing` (train.gradient_checkpointing; transformers 5 calls it
+    activation_checkpointing, the old name goes in v6). Checkpoints are saved into output_dir only
     when CheckpointEvery asks (the latest one is kept)."""
     return dict(
         output_dir=str(output_dir), per_device_train_batch_size=cfg.batch_size,
@@ -44,8 +45,8 @@ def trainer_args(cfg: SftParams | DpoParams, output_dir: Path, seed: int, precis
         lr_scheduler_kwargs={"lr_end": cfg.lr_end, "power": 1.0}, warmup_steps=0, max_length=cfg.max_length,
         # TRL defaults to bf16 and gradient checkpointing; srlm trains in the precision it runs the models in.
         # Non-reentrant checkpointing: the one PyTorch recommends, and it keeps the RNG state for dropout.
-        bf16=precision == torch.bfloat16, gradient_checkpointing=checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if checkpointing else None,
+        bf16=precision == torch.bfloat16, activation_checkpointing=checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if checkpointing else None,
         use_cpu=not torch.cuda.is_available(),
         report_to="none", save_strategy="no", save_total_limit=1, logging_steps=1, seed=seed, data_seed=seed,
         dataloader_num_workers=0, disable_tqdm=True,
