@@ -10,7 +10,7 @@ from datasets import Dataset
 from trl import DPOConfig, DPOTrainer
 
 from ..params import DpoParams
-from .trainer import lora_config, quiet, trainer_args
+from .trainer import ScheduleFromParams, lora_config, quiet, trainer_args
 
 
 def preference_rows(table) -> list[dict]:
@@ -27,6 +27,10 @@ def dpo_args(cfg: DpoParams, output_dir: Path, seed: int, precision: torch.dtype
                      precompute_ref_log_probs=True, disable_dropout=False)
 
 
+class Trainer(ScheduleFromParams, DPOTrainer):
+    """TRL's DPOTrainer with the schedule built from the arguments (trainer.ScheduleFromParams)."""
+
+
 def build_trainer(model, tokenizer, dataset: Dataset, args: DPOConfig, cfg: DpoParams,
                   checkpoint_minutes: float | None = None) -> DPOTrainer:
     """The trainer, with the reference log-probs already computed. They are computed with the model in
@@ -39,7 +43,7 @@ def build_trainer(model, tokenizer, dataset: Dataset, args: DPOConfig, cfg: DpoP
     all of them (the logged step figures cover one batch each); their reference log-probs are the
     same precomputed ones."""
     model.eval()
-    trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=dataset, eval_dataset=dataset,
+    trainer = Trainer(model=model, ref_model=None, args=args, train_dataset=dataset, eval_dataset=dataset,
                          processing_class=tokenizer, peft_config=lora_config(cfg))
     return quiet(trainer, "dpo", checkpoint_minutes)
 

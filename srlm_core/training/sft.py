@@ -22,6 +22,7 @@ from ..log.lineage import data_hashes, read_manifest, staging, write_manifest
 from ..params import SftParams, TrainParams
 from . import launch, loading
 from .trainer import (
+    ScheduleFromParams,
     finished_model,
     gradient_checkpointing,
     lora_config,
@@ -49,9 +50,13 @@ def sft_args(cfg: SftParams, output_dir: Path, seed: int, precision: torch.dtype
                      train_sampling_strategy="group_by_length")
 
 
+class Trainer(ScheduleFromParams, SFTTrainer):
+    """TRL's SFTTrainer with the schedule built from the arguments (trainer.ScheduleFromParams)."""
+
+
 def build_trainer(model, tokenizer, examples: list[dict], cfg: SftParams, args: SFTConfig,
                   checkpoint_minutes: float | None = None) -> SFTTrainer:
-    return quiet(SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
+    return quiet(Trainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
                             processing_class=tokenizer, peft_config=lora_config(cfg)), "sft", checkpoint_minutes)
 
 

@@ -5,6 +5,7 @@ on the main process of a multi-process run, and the training metrics written for
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import logging
@@ -17,7 +18,9 @@ from pathlib import Path
 import torch
 from datasets import Dataset, load_from_disk
 from peft import LoraConfig
+from torch.optim.lr_scheduler import LambdaLR
 from transformers import TrainerCallback
+from transformers.optimization import _get_polynomial_decay_schedule_with_warmup_lr_lambda as polynomial
 from transformers.trainer_callback import PrinterCallback
 
 from ..errors import SrlmError
@@ -54,6 +57,23 @@ def trainer_args(cfg: SftParams | DpoParams, output_dir: Path, seed: int, precis
         ddp_find_unused_parameters=False,
         # The default filter logs a NaN/inf loss as the window's mean, which would hide it from StopOnNonFinite.
         logging_nan_inf_filter=False)
+
+
+class ScheduleFromParams:
+    """Trainer mixin: the schedule of trainer_args (polynomial, power 1: learning_rate falling linearly to
+    lr_end), with transformers' own step function, but its start taken from the arguments. transformers
+    reads it from optimizer.defaults, which DeepSpeed's ZeRO optimizers do not have: every DeepSpeed run
+    failed before its first step. Elsewhere the two are the same number, so the schedule is unchanged."""
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        if self.lr_scheduler is None:
+            kwargs = self.args.lr_scheduler_kwargs
+            step = functools.partial(polynomial, num_warmup_steps=self.args.get_warmup_steps(num_training_steps),
+                                     num_training_steps=num_training_steps, lr_end=kwargs["lr_end"],
+                                     power=kwargs["power"], lr_init=self.args.learning_rate)
+            self.lr_scheduler = LambdaLR(optimizer or self.optimizer, step)
+            self._created_lr_scheduler = True
+        return self.lr_scheduler
 
 
 def gradient_checkpointing(train: TrainParams) -> bool:
@@ -170,6 +190,12 @@ def finished_model(trainer, folder: Path, dtype: torch.dtype = torch.float32):
     trainer.accelerator.wait_for_everyone()
     if not trainer.is_world_process_zero():
         return None
+    if trainer.is_deepspeed_enabled:
+        # With the ZeRO-3 config registered, from_pretrained would build the model partitioned, a collective
+        # the other ranks, gone, never join: the main process alone reads the gathered weights, whole.
+        from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+        unset_hf_deepspeed_config()
     if (gathered / "adapter_config.json").is_file():
         from peft import AutoPeftModelForCausalLM
 
