@@ -135,7 +135,7 @@ class TrainParams(Section):
     accelerate_config: str | None = Field(
         None,
         description="accelerate config file for the launch (shipped: configs/accelerate/multi_gpu_ddp.yaml, "
-                    "fsdp.yaml, deepspeed_zero2.yaml, deepspeed_zero3.yaml; DeepSpeed needs `pip install deepspeed`; "
+                    "fsdp.yaml, deepspeed_zero2.yaml, deepspeed_zero3.yaml; DeepSpeed is in requirements.lock; "
                     "for several machines multi_node_ddp.yaml, multi_node_fsdp.yaml, README 'Training on several "
                     "machines'); its num_processes is replaced by train.num_processes. Relative to the repository "
                     "root. null: plain data parallel (DDP) when num_processes > 1.")

@@ -5,7 +5,7 @@ read the checkpoint, how many parameters it has on the meta device and whether e
 its own (accelerate's FSDP2 preparation tells the parameters apart by their data pointers).
 
 - configs/accelerate/fsdp.yaml (fsdp_cpu_ram_efficient_loading): rank 0 reads the checkpoint, rank 1 does not
-  (FSDP sends it its shards when it wraps the model, which accelerate does on GPUs; tests/test_fsdp_on_cpu.py
+  (FSDP sends it its shards when it wraps the model, which accelerate does on GPUs; tests/test_sharded_training.py
   trains that way on the CPU); rank 1's parameters are uninitialized CPU tensors, none on the meta device;
 - multi_gpu_ddp.yaml: both ranks read the whole model, which DDP needs;
 - fsdp.yaml with the rank set up as a training stage sets it up on a machine without CUDA: accelerate trains

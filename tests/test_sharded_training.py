@@ -1,18 +1,22 @@
-"""FSDP training run for real, on the CPU: the stages under configs/accelerate/fsdp.yaml with 2 processes (gloo).
+"""Sharded training run for real, on the CPU: the stages under configs/accelerate/fsdp.yaml,
+deepspeed_zero3.yaml and deepspeed_zero2.yaml with 2 processes (gloo), each against DDP with the same
+effective batch (multi_gpu_ddp.yaml), to float rounding.
 
-accelerate shards with FSDP on GPUs only (on a CPU it trains plain data parallel); tests/fsdp_on_cpu/sitecustomize.py
-lifts that rule in the test's processes, so that the shipped config's path runs as it does on GPUs: FSDP2's
-fully_shard over DTensor shards, rank 0 alone reading the checkpoint (fsdp_cpu_ram_efficient_loading) and
-broadcasting the shards, the full-state-dict gather that writes the model, sharded checkpoints, resume.
-What differs from GPUs is the collective backend (gloo, not NCCL) and device placement.
+FSDP: accelerate shards with FSDP on GPUs only (on a CPU it trains plain data parallel);
+tests/fsdp_on_cpu/sitecustomize.py lifts that rule in the test's processes, so that the shipped config's path
+runs as it does on GPUs: FSDP2's fully_shard over DTensor shards, rank 0 alone reading the checkpoint
+(fsdp_cpu_ram_efficient_loading) and broadcasting the shards, the full-state-dict gather that writes the
+model, sharded checkpoints, resume. Until 2026-12-03 rank 1 built its model on the meta device, where
+accelerate's mapping of the optimizer to the shards (by data pointer, 0 for every meta tensor) sent all of
+rank 1's updates to one shard: its other shards never trained (1.8e-4 off DDP's model).
 
-- SFT (full and LoRA) and DPO under FSDP train the same model as DDP with the same effective batch, to float
-  rounding. Until 2026-12-03 rank 1 built its model on the meta device, where accelerate's mapping of the optimizer
-  to the shards (by data pointer, 0 for every meta tensor) sent all of rank 1's updates to one shard: its other
-  shards never trained (1.8e-4 off DDP's model in the final norm, rank 1's half of each layer norm unchanged).
-- A DPO run SIGKILLed after its third checkpoint resumes from it to the model of an uninterrupted run, exactly.
+DeepSpeed runs on the CPU as shipped (its CPU accelerator, gloo). Until 2026-12-03 no DeepSpeed run got past
+its first step (transformers' polynomial schedule reads optimizer.defaults, which ZeRO's optimizers lack),
+and a ZeRO-3 run hung at the end (the main process read the gathered weights back with ZeRO-3's partitioned
+init, a collective the other ranks had left).
 
-About two minutes on 2 cores.
+What differs from GPUs is the collective backend (gloo, not NCCL) and device placement. About four minutes
+on 2 cores.
 """
 
 from __future__ import annotations
@@ -95,37 +99,53 @@ def aift(tmp_path_factory) -> Path:
     return folder
 
 
+def sft_run(folder: Path, ift: Path, base: Path, config: str, method: str) -> str:
+    folder.mkdir(parents=True)
+    shutil.copy(ift, folder / "ift.parquet")
+    return run(folder, "sft.py", {"sft": {**SFT, "method": method}}, config, "--base", str(base), "--ift", "ift.parquet")
+
+
+def dpo_run(folder: Path, aift: Path, base: Path, config: str) -> str:
+    shutil.copytree(aift, folder / "aift")
+    return run(folder, "dpo.py", {"dpo": dict(DPO), "checkpoint_minutes": 0}, config, "--prev", str(base),
+               "--aift", "aift")
+
+
+@pytest.fixture(scope="module")
+def ddp(tiny_srlm_model, ift, aift, tmp_path_factory) -> dict[str, dict]:
+    """The reference models, trained with 2 processes under multi_gpu_ddp.yaml: SFT full and LoRA, DPO."""
+    folder = tmp_path_factory.mktemp("ddp")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SRLM_SCRATCH", str(tmp_path_factory.mktemp("scratch")))
+        for method in ("full", "lora"):
+            sft_run(folder / method, ift, tiny_srlm_model, "multi_gpu_ddp", method)
+        dpo_run(folder / "dpo", aift, tiny_srlm_model, "multi_gpu_ddp")
+    return {name: weights(folder / name) for name in ("full", "lora", "dpo")}
+
+
 @pytest.mark.parametrize("method", ["full", "lora"])
-def test_fsdp_sft_trains_the_model_ddp_trains(tiny_srlm_model, ift, tmp_path, scratch, method):
-    runs = {}
-    for config in ("fsdp", "multi_gpu_ddp"):
-        workdir = tmp_path / config
-        workdir.mkdir()
-        shutil.copy(ift, workdir / "ift.parquet")
-        runs[config] = run(workdir, "sft.py", {"sft": {**SFT, "method": method}}, config,
-                           "--base", str(tiny_srlm_model), "--ift", "ift.parquet")
-    assert_fsdp(runs["fsdp"], "M2")
+def test_fsdp_sft_trains_the_model_ddp_trains(tiny_srlm_model, ift, tmp_path, ddp, method):
+    log = sft_run(tmp_path / "fsdp", ift, tiny_srlm_model, "fsdp", method)
+    assert_fsdp(log, "M2")
     trained = weights(tmp_path / "fsdp")
-    assert_same_model(trained, weights(tmp_path / "multi_gpu_ddp"), atol=1e-7)
+    assert_same_model(trained, ddp[method], atol=1e-7)
     base = load_file(str(tiny_srlm_model / "model.safetensors"))
     assert max((trained[k] - base[k]).abs().max().item() for k in base) > 1e-6   # it trained
 
 
-def test_fsdp_dpo_trains_the_model_ddp_trains_and_resumes_after_a_kill(tiny_srlm_model, aift, tmp_path, scratch):
-    args = ("--prev", str(tiny_srlm_model), "--aift", "aift")
-    folders = {}
-    for name in ("fsdp", "ddp", "killed"):
-        folders[name] = tmp_path / name
-        shutil.copytree(aift, folders[name] / "aift")
-    log = run(folders["fsdp"], "dpo.py", {"dpo": dict(DPO), "checkpoint_minutes": 0}, "fsdp", *args)
+def test_fsdp_dpo_trains_the_model_ddp_trains_and_resumes_after_a_kill(tiny_srlm_model, aift, tmp_path, scratch,
+                                                                       ddp):
+    log = dpo_run(tmp_path / "fsdp", aift, tiny_srlm_model, "fsdp")
     assert_fsdp(log, "dpo@M2")
     assert "[dpo@M2 rank 0/2] step 6/6 loss" in log
-    run(folders["ddp"], "dpo.py", {"dpo": dict(DPO)}, "multi_gpu_ddp", *args)
-    assert_same_model(weights(folders["fsdp"]), weights(folders["ddp"]), atol=1e-7)
+    assert_same_model(weights(tmp_path / "fsdp"), ddp["dpo"], atol=1e-7)
 
-    cmd, env = stage(folders["killed"], "dpo.py", {"dpo": dict(DPO), "checkpoint_minutes": 0}, "fsdp", *args)
-    proc = subprocess.Popen(cmd, cwd=folders["killed"], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed = tmp_path / "killed"
+    shutil.copytree(aift, killed / "aift")
+    args = ("--prev", str(tiny_srlm_model), "--aift", "aift")
+    cmd, env = stage(killed, "dpo.py", {"dpo": dict(DPO), "checkpoint_minutes": 0}, "fsdp", *args)
+    proc = subprocess.Popen(cmd, cwd=killed, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while not any(scratch.glob("journal/train@M2/*/checkpoint-3/trainer_state.json")):
         assert proc.poll() is None, "the run finished before its third checkpoint"
@@ -133,7 +153,21 @@ def test_fsdp_dpo_trains_the_model_ddp_trains_and_resumes_after_a_kill(tiny_srlm
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    log = run(folders["killed"], "dpo.py", {"dpo": dict(DPO), "checkpoint_minutes": 0}, "fsdp", *args)
+    log = run(killed, "dpo.py", {"dpo": dict(DPO), "checkpoint_minutes": 0}, "fsdp", *args)
     assert "[dpo@M2 rank 0/2] resuming from" in log and "checkpoint-3" in log
     assert "step 3/6" not in log and "[dpo@M2 rank 0/2] step 4/6 loss" in log
-    assert_same_model(weights(folders["killed"]), weights(folders["fsdp"]), atol=0.0)
+    assert_same_model(weights(killed), weights(tmp_path / "fsdp"), atol=0.0)
+
+
+@pytest.mark.parametrize("config", ["deepspeed_zero3", "deepspeed_zero2"])
+def test_deepspeed_sft_and_dpo_train_the_models_ddp_trains(tiny_srlm_model, ift, aift, tmp_path, ddp, config):
+    """SFT and DPO (a checkpoint after every step) under the shipped DeepSpeed configs, as shipped."""
+    pytest.importorskip("deepspeed")
+    sft_log = sft_run(tmp_path / "sft", ift, tiny_srlm_model, config, "full")
+    dpo_log = dpo_run(tmp_path / "dpo", aift, tiny_srlm_model, config)
+    for log, name in ((sft_log, "M2"), (dpo_log, "dpo@M2")):
+        assert f"[{name} rank 1/2] rank 1 of 2 in the process group (DEEPSPEED, backend gloo" in log
+        assert log.count("wrote models/M2") == 1
+    assert "[M2 rank 0/2] step 2/2 loss" in sft_log and "[dpo@M2 rank 0/2] step 6/6 loss" in dpo_log
+    assert_same_model(weights(tmp_path / "sft"), ddp["full"], atol=1e-7)
+    assert_same_model(weights(tmp_path / "dpo"), ddp["dpo"], atol=1e-7)

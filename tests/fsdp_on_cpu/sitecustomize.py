@@ -1,4 +1,4 @@
-"""Imported by every Python process whose PYTHONPATH starts with this folder (tests/test_fsdp_on_cpu.py):
+"""Imported by every Python process whose PYTHONPATH starts with this folder (tests/test_sharded_training.py):
 lifts accelerate's rule that FSDP shards on GPUs only, so that a CPU process group (gloo) trains with real
 FSDP2 (fully_shard, DTensor shards, the full-state-dict gather, sharded checkpoints) instead of plain data
 parallel. srlm's copy of the rule (training.launch.accelerate_shards_here) is lifted with it."""
