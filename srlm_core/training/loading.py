@@ -5,8 +5,8 @@ The trainer's arguments are built first: building them registers a DeepSpeed ZeR
 (transformers' HfDeepSpeedConfig, from accelerate's environment), so that from_pretrained builds the
 model partitioned (zero.Init), and asking for their device starts the process group. Under FSDP with
 `fsdp_cpu_ram_efficient_loading`, only global rank 0 reads the weights; every other rank builds the model
-with its parameters on the meta device, and accelerate broadcasts rank 0's values shard by shard when it
-wraps the model (fsdp2_prepare_model). transformers 5 reads the whole checkpoint on every rank despite that
+with uninitialized parameters (runtime.unread_parameters), and accelerate broadcasts rank 0's values shard
+by shard when it wraps the model (fsdp2_prepare_model). transformers 5 reads the whole checkpoint on every rank despite that
 setting (huggingface/transformers#43749), so srlm decides which rank reads, as accelerate expects."""
 
 from __future__ import annotations
