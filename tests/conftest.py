@@ -83,6 +83,19 @@ def dvc_cache(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def ift(tmp_path_factory) -> Path:
+    """Eight IFT examples of growing length, for the multi-process training tests."""
+    import pyarrow as pa
+
+    from srlm_core.storage import write_parquet
+
+    path = tmp_path_factory.mktemp("ift") / "ift.parquet"
+    write_parquet(pa.table({"prompt": [f"question {i}?" for i in range(8)],
+                            "response": [f"answer {i} " * (i + 1) for i in range(8)]}), path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def tokenizer_dir(tmp_path_factory) -> Path:
     """SmolLM2's tokenizer and chat template, read from the GGUF the package ships."""
     return save_tokenizer(tmp_path_factory.mktemp("tokenizer"))

@@ -68,14 +68,6 @@ def assert_written_once(models: Path, scratch: Path) -> None:
     assert not (scratch / "journal" / "train@M2").exists()
 
 
-@pytest.fixture(scope="module")
-def ift(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("ift") / "ift.parquet"
-    write_parquet(pa.table({"prompt": [f"question {i}?" for i in range(8)],
-                            "response": [f"answer {i} " * (i + 1) for i in range(8)]}), path)
-    return path
-
-
 def sft_run(tmp_path: Path, name: str, ift: Path, base: Path, processes: int) -> tuple[Path, str]:
     workdir = tmp_path / name
     workdir.mkdir()

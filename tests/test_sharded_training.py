@@ -82,14 +82,6 @@ def assert_fsdp(log: str, name: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def ift(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("ift") / "ift.parquet"
-    write_parquet(pa.table({"prompt": [f"question {i}?" for i in range(8)],
-                            "response": [f"answer {i} " * (i + 1) for i in range(8)]}), path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def aift(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("aift") / "aift"
     write_parquet(pa.table({"prompt_id": [str(i) for i in range(8)], "prompt": [f"q{i}" for i in range(8)],
