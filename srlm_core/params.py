@@ -107,7 +107,8 @@ class TrainingSchedule(Section):
 
 class SftParams(TrainingSchedule):
     learning_rate: float = Field(5.5e-6, gt=0, description="Initial learning rate (paper: 5.5e-6).")
-    lr_end: float = Field(1.1e-6, ge=0, description="Learning rate reached by linear decay at the last step (paper: 1.1e-6).")
+    lr_end: float = Field(1.1e-6, ge=0, description="Learning rate the linear decay reaches at the end of training: "
+                          "step s of N runs at lr_end + (learning_rate - lr_end)(1 - s/N), s from 0 (paper: 1.1e-6).")
     max_length: int = Field(768, gt=16, description="Token limit per example; longer examples are cut (EFT examples need ~600).")
     dropout: float = Field(0.1, ge=0, lt=1, description="Attention dropout of every attention layer while training, "
                            "and LoRA's dropout (paper: 0.1). Saved checkpoints keep their base's config.")
@@ -347,7 +348,8 @@ class DpoParams(TrainingSchedule):
     beta: float = Field(0.1, gt=0, description="DPO beta (paper: 0.1).")
     learning_rate: float = Field(5e-6, gt=0, description="Initial learning rate (paper: 1e-6; 5e-6 by the sweep in "
                                  "docs/dpo-profile.md).")
-    lr_end: float = Field(5e-7, ge=0, description="Learning rate at the last step (paper: 1e-7).")
+    lr_end: float = Field(5e-7, ge=0, description="Learning rate the linear decay reaches at the end of training, as sft.lr_end "
+                          "(paper: 1e-7).")
     grad_accum: int = Field(1, gt=0, description="Accumulation steps; effective batch = batch_size x grad_accum "
                             "(paper: 16; 4 here, so a few pairs still make several steps).")
     epochs: float = Field(4.0, gt=0, description="Passes over the pairs (paper: not stated, 1 assumed; 4 by the "
@@ -459,13 +461,15 @@ class EvaluatorParams(Section):
     max_first_position_rate: float = Field(
         0.75, gt=0.5, le=1, description="Position-bias gate: a matchup's games are marked uninformative "
         "(`informative: false` and the reason in its metrics) when the 95% interval of the share of verdicts "
-        "naming Response A lies wholly above this, or wholly below 1 minus it. At a first-position rate r the "
+        "naming Response A lies wholly above this, or wholly below 1 minus it: both the bootstrap interval over "
+        "games and the exact (Clopper-Pearson) one over verdicts. At a first-position rate r the "
         "win rate cannot move more than 1 - r from 0.5, so past 0.75 the games are squeezed into less than "
         "half of the win rate's range whatever the answers; 1 turns the gate off.")
     calibration_games: int = Field(
-        4, ge=0, description="Games (of the first prompts by id) each matchup plays before the rest; when their "
+        8, ge=0, description="Games (of the first prompts by id) each matchup plays before the rest; when their "
         "verdicts already fail the position-bias gate the other games are skipped and the metrics say so "
-        "(games_skipped). 0: play every game, then check.")
+        "(games_skipped). 0: play every game, then check. The gate's exact interval needs 7 games (14 verdicts, "
+        "all naming one position) to fail an evaluator at the default max_first_position_rate.")
 
     @model_validator(mode="after")
     def _endpoint(self) -> "EvaluatorParams":

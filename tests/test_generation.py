@@ -124,3 +124,18 @@ def test_deterministic_algorithms_are_turned_on_for_cuda_only(tiny, monkeypatch,
     monkeypatch.setattr(torch, "use_deterministic_algorithms", lambda mode, warn_only=False: calls.append(mode))
     open_generator(GenerationParams(deterministic=deterministic), "unused")
     assert calls == ([True] if expected else [])
+
+
+def test_a_whitespace_stop_string_is_reported_as_a_stop(tiny):
+    """The prompts stage stops at "\\n": a sample cut there stopped, it did not run out of tokens."""
+    from srlm_core.engine.transformers_backend import decode_rows
+
+    _, tokenizer, _ = tiny
+    ids = tokenizer("Write a poem about the sea.\n", add_special_tokens=False).input_ids
+    (row,) = decode_rows(tokenizer, torch.tensor([ids]), ["\n"])
+    assert row.text.endswith("\n") and row.finish_reason == "stop"
+    (row,) = decode_rows(tokenizer, torch.tensor([ids[:-1]]), ["\n"])
+    assert row.finish_reason == "length"
+    (row,) = decode_rows(tokenizer, torch.tensor([tokenizer("Fine. Score: ", add_special_tokens=False).input_ids]),
+                         ["Score:"])
+    assert row.finish_reason == "stop"

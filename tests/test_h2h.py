@@ -184,12 +184,13 @@ class _Evaluator:
 
 
 def _matchup_log(tmp_path, scores_a, scores_b):
-    """Six prompts answered by M1 ('good ...') and SFT ('bad ...'), with the fixed judge's scores."""
-    from test_scores import eval_log
+    """One prompt per score, answered by M1 ('good ...') and SFT ('bad ...'), with the fixed judge's scores."""
+    from test_scores import QUESTIONS, eval_log
 
     from srlm_core.log.events import AnswerScored, EvalAnswerGenerated
 
-    log, prompts = eval_log(tmp_path / "events", {})
+    questions = (QUESTIONS + [f"Question {i}?" for i in range(len(QUESTIONS), len(scores_a))])[:len(scores_a)]
+    log, prompts = eval_log(tmp_path / "events", {}, questions)
     for model, word, points in (("M1", "good", scores_a), ("SFT", "bad", scores_b)):
         answers = [EvalAnswerGenerated.create(model=model, prompt_id=p.prompt_id, model_hash="m" * 64,
                                               text=f"{word} answer {i}", num_tokens=3, finish_reason="stop",
@@ -220,19 +221,28 @@ def _play(tmp_path, monkeypatch, pick, **evaluator):
 def test_a_position_biased_evaluator_plays_only_the_calibration_games(tmp_path, monkeypatch):
     from srlm_core.log.events import GamePlayed
 
-    log = _matchup_log(tmp_path, [4.0, 3.0, 2.0], [3.0, 3.0, 1.0])
-    m, fake = _play(tmp_path, monkeypatch, lambda prompt, a, b: "A", calibration_games=2)
-    assert fake.asked == 4 and m["games"] == 2 and m["games_skipped"] == 1 and m["ties"] == 2
+    log = _matchup_log(tmp_path, [4.0, 3.0, 2.0] + [3.0] * 7, [3.0, 3.0, 1.0] + [3.0] * 7)
+    m, fake = _play(tmp_path, monkeypatch, lambda prompt, a, b: "A", calibration_games=7)
+    assert fake.asked == 14 and m["games"] == 7 and m["games_skipped"] == 3 and m["ties"] == 7
     assert m["informative"] is False and m["first_position_rate"] == 1.0
     assert m["uninformative_reason"].startswith("evaluator picks the first position in 100% of verdicts")
-    assert len(log.read(GamePlayed, "M1_vs_SFT")) == 2
+    assert len(log.read(GamePlayed, "M1_vs_SFT")) == 7
     # the position-free reading is there whatever the games say
-    assert (m["score_prompts"], m["score_a"], m["score_b"]) == (3, 3.0, pytest.approx(7 / 3))
-    assert m["score_diff"] == pytest.approx(2 / 3) and m["score_a_higher"] == pytest.approx(2 / 3)
+    assert (m["score_prompts"], m["score_a"], m["score_b"]) == (10, 3.0, pytest.approx(2.8))
+    assert m["score_diff"] == pytest.approx(0.2) and m["score_a_higher"] == pytest.approx(0.2)
     # length control: every answer of a is one character longer, so there is no length effect to fit
     assert m["length_diff_chars"] == 1.0 and m["score_diff_lc"] == pytest.approx(m["score_diff"])
     assert m["score_length_slope"] == 0 and m["win_rate_lc"] is None   # no win rate from these games
     assert json.loads((tmp_path / "h2h" / "M1_vs_SFT.json").read_text()) == m
+
+
+def test_a_few_identical_verdicts_do_not_fail_the_gate(tmp_path, monkeypatch):
+    """Two calibration games naming A four times: chance for an evaluator at the threshold (0.75^4 = 0.32), so
+    every game is played and the gate judges them all (here 6 verdicts: still not surely past 0.75)."""
+    _matchup_log(tmp_path, [4.0, 3.0, 2.0], [3.0, 3.0, 1.0])
+    m, fake = _play(tmp_path, monkeypatch, lambda prompt, a, b: "A", calibration_games=2)
+    assert fake.asked == 6 and m["games"] == 3 and m["games_skipped"] == 0
+    assert m["first_position_rate"] == 1.0 and m["first_position_rate_ci95_low"] == 1.0 and m["informative"] is True
 
 
 def test_an_unbiased_evaluator_plays_every_game_as_before(tmp_path, monkeypatch):
@@ -249,9 +259,9 @@ def test_an_unbiased_evaluator_plays_every_game_as_before(tmp_path, monkeypatch)
 
 
 def test_without_calibration_a_biased_evaluator_plays_all_games_and_is_still_marked(tmp_path, monkeypatch):
-    _matchup_log(tmp_path, [1.0, 1.0, 1.0], [1.0, 1.0, 1.0])
+    _matchup_log(tmp_path, [1.0] * 10, [1.0] * 10)
     m, fake = _play(tmp_path, monkeypatch, lambda prompt, a, b: "B", calibration_games=0)
-    assert fake.asked == 6 and m["games"] == 3 and m["games_skipped"] == 0
+    assert fake.asked == 20 and m["games"] == 10 and m["games_skipped"] == 0
     assert m["informative"] is False and "second position in 100%" in m["uninformative_reason"]
 
 

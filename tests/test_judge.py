@@ -145,3 +145,28 @@ def test_the_default_template_holds_the_papers_elements_in_order():
     # the part encoded per candidate (from the question on) is short next to the shared rubric
     cut = template.text.index("{prompt}")
     assert len(template.text[cut:]) < len(template.text[:cut]) / 2
+
+
+def test_an_empty_tail_reads_the_probabilities_where_each_sample_ended(tiny_judge_dir):
+    """A score tail may be empty (the meta-judge's, when the reason already ends `Better judgement:`).
+    Samples that stopped before the batch's last step must then be read after their own last token,
+    not at a padding position: every sample's value equals an uncached forward over its whole text."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_judge_dir, dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_judge_dir)
+    gen = TransformersGenerator(model, tokenizer, "tiny-judge", kv_cache="dynamic")
+    encode = lambda text: tokenizer(text, add_special_tokens=False).input_ids  # noqa: E731
+    tail = lambda text: "" if text.rstrip().endswith("Score:") else "\nScore:"  # noqa: E731
+    prefix = encode("Judge these.\n")
+    suffixes = [encode(" first item here"), encode(" second"), encode(" a third, longer item")]
+    tokens = [encode(" ")[0], encode("x")[0]]
+    rows = gen.judge_batch(prefix, suffixes, n=3, sampling=Sampling(1.0, 0.99, 12), seed=5, stop_strings=["Score:"],
+                           score_tail=tail, digits=tokens)
+    lengths = [len(encode(text)) for row in rows for text, _ in row]
+    assert any(tail(text) == "" and len(encode(text)) < max(lengths) for row in rows for text, _ in row)
+    for suffix, row in zip(suffixes, rows):
+        for text, value in row:
+            expected = gen.expected_digit([prefix + suffix + encode(text + tail(text))], tokens)[0]
+            assert value == pytest.approx(expected, abs=1e-4), text

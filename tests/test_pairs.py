@@ -430,3 +430,16 @@ def test_length_control_refuses_a_judged_candidate_missing_from_candidates(tmp_p
     rescore(log)
     with pytest.raises(SrlmError, match="is not in"):
         select(log, 1, 0.0, tolerance=0.5)
+
+
+@pytest.mark.parametrize("length_control", [False, True])
+def test_a_gap_exactly_at_the_margin_is_kept_at_any_score_level(tmp_path, length_control):
+    """Means of three judge samples are not exact in doubles: 13/3 - 10/3 is 0.9999999999999996 and 14/3 - 11/3
+    is 1.0000000000000004. Both gaps are one point, so with min_margin 1 both prompts give a pair."""
+    log = EventLog(tmp_path / "events")
+    ids = [add_prompt(log, "low", [[5, 4, 4], [4, 3, 3], [4, 4, 4]]),
+           add_prompt(log, "high", [[5, 5, 4], [4, 4, 3], [4, 4, 4]])]
+    candidate_scores.record(log, 1, JUDGE, "judge")
+    pairs = {"min_margin": 1.0, "length_control": {"enabled": length_control, "tolerance": 0.0}}
+    summary = run(parse_params({"pairs": pairs}), iteration=1, events_root=log.root, out_dir=tmp_path / "aift")
+    assert summary["pairs"] == 2 and sorted(p["prompt_id"] for p in log.read(PairBuilt, 1).to_pylist()) == sorted(ids)

@@ -6,6 +6,7 @@ Small params keep it to a couple of minutes; every stage, event table and manife
 from __future__ import annotations
 
 import json
+import sys
 
 import pinned
 import pytest
@@ -161,6 +162,15 @@ def test_head_to_head_games_are_logged_and_summarised(repo):
     answers = json.loads(srlm(repo, "sql", "select model, count(*) as n from eval_answers group by 1 order by 1",
                               "--format", "json").stdout)
     assert answers == [{"model": n, "n": 4} for n in ("M1", "M2", "M3", "SFT")]
+    # The plot's win rate is empty where the gate found the games uninformative; stats.json keeps it.
+    import csv
+
+    stats = json.loads((repo / "reports" / "stats.json").read_text())["matchups"]
+    with (repo / "reports" / "plots" / "h2h.csv").open(newline="") as f:
+        for row in csv.DictReader(f):
+            kept = stats[row["matchup"]]
+            assert kept["win_rate"] is not None
+            assert (row["win_rate"] == "") == (kept["informative"] is False), row["matchup"]
 
 
 def test_verifiable_instructions_are_dvc_metrics_and_events(repo):
@@ -259,6 +269,17 @@ def test_report_is_self_contained(repo, chromium):
     before = page
     srlm(repo, "report")
     assert (repo / "reports" / "report.html").read_text() == before
+
+
+def test_direct_scores_experiment_reads_the_run(repo):
+    """experiments/direct_scores.py scores the committed answers without a justification and sets them beside
+    the scores@ stages' for every matchup."""
+    out = run(repo, sys.executable, str(REPO / "experiments" / "direct_scores.py"), "--repo", str(repo)).stdout
+    assert "direct scoring by M0: 16 answers" in out
+    for model in ("SFT", "M1", "M2", "M3"):
+        assert f"{model}: direct mean" in out
+    for matchup in ("M1_vs_SFT", "M2_vs_M1", "M2_vs_SFT", "M3_vs_M2", "M3_vs_SFT"):
+        assert f"{matchup} direct " in out and f"{matchup} scores@ " in out
 
 
 @pytest.mark.parametrize("stage", LOOP_STAGES)

@@ -57,14 +57,25 @@ def test_an_evaluator_that_always_names_response_a_is_uninformative():
 
 
 def test_a_bias_to_the_second_position_fails_the_gate_too():
-    c = check([("B", "B")] * 7 + [("A", "B")], **GATE)
-    assert c["first_position_rate"] == 0.0625 and c["informative"] is False
-    assert "second position in 94%" in c["uninformative_reason"]
+    c = check([("B", "B")] * 15 + [("A", "B")], **GATE)
+    assert c["first_position_rate"] == 0.03125 and c["informative"] is False
+    assert "second position in 97%" in c["uninformative_reason"]
+    assert check([("B", "B")] * 7 + [("A", "B")], **GATE)["informative"] is True   # 1 of 16: exact CI reaches 0.30
 
 
 def test_a_consistent_evaluator_passes_and_keeps_its_games():
     c = check([("A", "B"), ("B", "A")] * 8, **GATE)
     assert c["first_position_rate"] == 0.5 and c["informative"] is True and c["uninformative_reason"] is None
+
+
+def test_a_handful_of_identical_verdicts_is_not_enough():
+    """Eight verdicts naming A: the bootstrap interval is the point [1, 1], but an evaluator at the 0.75 threshold
+    writes eight A's one time in ten. The exact interval ([0.631, 1]) keeps it; 7 games (14 verdicts) fail it."""
+    few = check([("A", "A")] * 4, **GATE)
+    assert few["first_position_rate_ci95_low"] == 1.0 and few["informative"] is True
+    assert check([("A", "A")] * 6, **GATE)["informative"] is True   # 12 verdicts: exact low 0.735
+    seven = check([("A", "A")] * 7, **GATE)
+    assert seven["informative"] is False and "exact [0.768, 1.000]" in seven["uninformative_reason"]
 
 
 def test_the_gate_needs_the_whole_interval_past_the_threshold():

@@ -16,11 +16,11 @@ from srlm_core.steps import scores
 QUESTIONS = ["What is the capital of France?", "Name a primary colour.", "How many legs does a spider have?"]
 
 
-def eval_log(root, answers: dict[str, list[str]]) -> tuple[EventLog, list[PromptAdded]]:
+def eval_log(root, answers: dict[str, list[str]], questions: list[str] = QUESTIONS) -> tuple[EventLog, list[PromptAdded]]:
     """An event log holding the held-out prompts and, per model, its answers to them (in order)."""
     log = EventLog(root)
     prompts = [PromptAdded.create(iteration=0, source="eval", text=q, model_hash=None, origin_id=f"q{i}", split=None,
-                                  stage="seed", seed=None, sampling=None) for i, q in enumerate(QUESTIONS)]
+                                  stage="seed", seed=None, sampling=None) for i, q in enumerate(questions)]
     log.append_partition(PromptAdded, 0, prompts)
     for model, texts in answers.items():
         log.append_partition(EvalAnswerGenerated, model, [

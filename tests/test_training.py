@@ -102,6 +102,47 @@ def test_pair_metrics_show_what_dpo_did(tiny_srlm_model, tmp_path):
     assert moved["pairs_loss"] < 0.6 and moved["pairs_reward_accuracy"] == 1.0 and moved["pairs_reward_margin"] > 0
 
 
+def test_pair_metrics_are_means_over_pairs(tiny_srlm_model, tmp_path):
+    """Nine pairs, the last one pair 0 reversed (so not every pair can be won): the recorded reward accuracy,
+    margin and loss equal the means over the nine pairs of beta * (log-ratio chosen - log-ratio rejected)
+    recomputed here with the trained policy and its parent, each pair weighing the same. (TRL averages
+    per-batch means; with eval batches of 8 the ninth pair alone weighed as much as the other eight.)"""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from srlm_core.engine.prompts import chat_prompt_ids
+
+    rows = [{"prompt_id": str(i), "prompt": f"question number {i}?", "chosen": f"good answer {i} " * (1 + i % 3),
+             "rejected": f"bad {i}" * (1 + (i * 7) % 4)} for i in range(8)]
+    rows.append({"prompt_id": "8", "prompt": rows[0]["prompt"], "chosen": rows[0]["rejected"],
+                 "rejected": rows[0]["chosen"]})
+    params = parse_params({"dpo": {"batch_size": 2, "grad_accum": 1, "epochs": 1.0, "max_length": 128,
+                                   "learning_rate": 1e-3, "lr_end": 1e-4}})
+    dpo.run(params, prev_dir=tiny_srlm_model, aift_dir=aift(tmp_path, rows), out_dir=tmp_path / "M2",
+            metrics_dir=tmp_path / "metrics")
+    recorded = json.loads((tmp_path / "metrics" / "train.json").read_text())
+    tokenizer = AutoTokenizer.from_pretrained(tiny_srlm_model)
+
+    def logp(model, prompt: str, reply: str) -> float:
+        head = chat_prompt_ids(tokenizer, prompt)
+        ids = tokenizer(tokenizer.apply_chat_template([{"role": "user", "content": prompt},
+                                                       {"role": "assistant", "content": reply}], tokenize=False),
+                        add_special_tokens=False).input_ids
+        with torch.inference_mode():
+            logits = model(torch.tensor([ids])).logits[0, :-1].log_softmax(-1)
+        return logits.gather(-1, torch.tensor(ids[1:])[:, None])[len(head) - 1:].sum().item()
+
+    policy, parent = (AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32).eval()
+                      for d in (tmp_path / "M2", tiny_srlm_model))
+    beta = params.dpo.beta
+    margins = [beta * ((logp(policy, r["prompt"], r["chosen"]) - logp(parent, r["prompt"], r["chosen"]))
+                       - (logp(policy, r["prompt"], r["rejected"]) - logp(parent, r["prompt"], r["rejected"])))
+               for r in rows]
+    assert recorded["pairs_reward_accuracy"] == pytest.approx(sum(m > 0 for m in margins) / 9)
+    assert recorded["pairs_reward_margin"] == pytest.approx(sum(margins) / 9, abs=1e-3)
+    losses = [-torch.nn.functional.logsigmoid(torch.tensor(m)).item() for m in margins]
+    assert recorded["pairs_loss"] == pytest.approx(sum(losses) / 9, abs=1e-3)
+
+
 def safetensors_dtypes(folder) -> set[str]:
     from safetensors import safe_open
 

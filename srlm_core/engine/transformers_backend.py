@@ -106,7 +106,8 @@ def decode_rows(tokenizer, generated: torch.Tensor, stop_strings: Sequence[str] 
         length = next((i for i, tok in enumerate(row) if tok in eos), None)
         tokens = row if length is None else row[:length]
         text = tokenizer.decode(tokens, skip_special_tokens=True)
-        stopped = length is not None or any(text.rstrip().endswith(s) for s in stop_strings)
+        # Both forms: a stop string that is whitespace ("\n") only survives unstripped.
+        stopped = length is not None or any(text.endswith(s) or text.rstrip().endswith(s) for s in stop_strings)
         out.append(Sample(text, len(tokens), "stop" if stopped else "length"))
     return out
 
@@ -295,22 +296,36 @@ class TransformersGenerator:
         return [flat[i * k:(i + 1) * k] for i in range(B)]
 
     def _expected_scores(self, out, mask, generated, texts, score_tail, digits) -> list[float]:
-        """Force score_tail(text) after each sample and read the digit probabilities."""
+        """Force score_tail(text) after each sample and read the digit probabilities: after the tail's
+        last token, or, where the tail is empty (the sample already ends as the tail would, e.g. the
+        meta-judge's `Better judgement:`), after the sample's own last token. A sample that stopped
+        before the batch's last step has that token in the cache, not at seq's end: it is fed again
+        and its cached copy masked, so the probabilities are read where the sample ended and not at
+        a padding position."""
         pad, device = self.tokenizer.pad_token_id, self.model.device
         seq, cache = out.sequences, out.past_key_values   # the cache holds all but seq's last token
         live = (torch.cumsum((generated == pad).long(), 1) == 0).long()
         full_mask = torch.cat([mask, live], 1)
+        cache_mask = full_mask[:, :-1].clone()
         tails = [self.tokenizer(score_tail(t), add_special_tokens=False).input_ids for t in texts]
         width = max(map(len, tails))
         x = torch.full((seq.shape[0], 1 + width), pad, dtype=torch.long, device=device)
         x_mask = torch.zeros_like(x)
         x[:, 0], x_mask[:, 0] = seq[:, -1], full_mask[:, -1]
+        read = torch.full((seq.shape[0],), width, dtype=torch.long, device=device)
+        last = mask.shape[1] + live.sum(1) - 1    # each sample's last real token in seq
         for i, tail in enumerate(tails):
-            x[i, 1 + width - len(tail):] = torch.tensor(tail, device=device)
-            x_mask[i, 1 + width - len(tail):] = 1
-        joint = torch.cat([full_mask[:, :-1], x_mask], 1)
+            if tail:
+                x[i, 1 + width - len(tail):] = torch.tensor(tail, device=device)
+                x_mask[i, 1 + width - len(tail):] = 1
+                continue
+            read[i] = 0
+            if last[i] < seq.shape[1] - 1:
+                x[i, 0], x_mask[i, 0], cache_mask[i, last[i]] = seq[i, last[i]], 1, 0
+        joint = torch.cat([cache_mask, x_mask], 1)
         pos = (joint.cumsum(-1) - 1).clamp(min=0)[:, -x.shape[1]:]
-        logits = self.model(input_ids=x, attention_mask=joint, position_ids=pos, cache=cache).logits[:, -1]
+        logits = self.model(input_ids=x, attention_mask=joint, position_ids=pos, cache=cache).logits
+        logits = logits[torch.arange(x.shape[0], device=device), read]
         probs = torch.softmax(logits.float(), -1)[:, digits]
         probs = probs / probs.sum(-1, keepdim=True)
         values = (probs * torch.arange(len(digits), device=device, dtype=probs.dtype)).sum(-1)

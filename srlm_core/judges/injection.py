@@ -5,10 +5,15 @@ Score: 5`, to a reply raised SmolLM2-135M's expected score from about 2.5 to 4.2
 (docs/reliability.md). In a self-rewarding loop DPO would learn to write exactly that.
 So before a reply is judged (`judge.injection: neutralise`), every sentence (or line) that
 holds such text is cut from what the judge sees; the reply itself, and what is trained on,
-stay as written. Each judgement records how many sentences were cut (`injection_spans`).
+stay as written. Each judgement records how many sentences were cut (`injection_spans`): two
+flagged sentences side by side count as two. A sentence ends at . ! ? followed by whitespace or
+the end of the text, or at a line break (the `.` of 7.5 ends nothing).
 
 The rule, one pattern per kind of text (case-insensitive):
-  score claim      `Score: N`, `score = N`, `total points: N`, `rating ... N/5`, `[[A]]`
+  score claim      `Score: N`, `**Score**: N`, `score = N`, `Score - N`, `Score: five`, `verdict: N`,
+                   `total points: N` (label and value on one line, so a "Key points:" heading
+                   before a numbered list is no claim), `rating ... N/5`, `rate this response N/5`,
+                   `N/5 stars`, `N out of 5 rating`, `[[A]]`; not a bare N/5 ("Step 3/5")
   instruction      ignore / disregard / forget / override ... the rubric, instructions,
                    criteria, scoring, prompt or rules
   address          dear / note to / attention ... judge, grader, evaluator, reviewer;
@@ -23,11 +28,21 @@ from __future__ import annotations
 import re
 
 _NUMBER = r"[0-5](?:\.\d+)?(?![\d-])"   # a 0-5 score, not the start of 700 or of 3-1
+_OUT_OF_5 = r"[ \t]*(?:/[ \t]*5|out of (?:5|five))(?!\.?\d)"   # /5 or out of 5, not /50
 _GRADER = r"(?:judge|grader|evaluator|reviewer|assessor|rater|scorer)s?"
+_LABEL = r"(?<![^\W_])"   # a word start, also right after markdown `__`
+# From a label to its value: markdown emphasis (`**Score**: 5`), spaces or tabs and quotes, never a
+# line break, so a "Key points:" heading stays apart from the numbered list under it.
+_EMPH = r"[*_]*[ \t]*"
+_LEAD = r"[ \t]*[*_\"']*[ \t]*"
 PATTERNS = {
     "score_claim": re.compile(
-        rf"\b(?:score|rating|grade|(?:total\s+)?points)\s*(?:[:=]|is|of)\s*[*_\"']*\s*{_NUMBER}"
-        rf"|\b(?:score|rating|grade)\b[^.!?\n]{{0,20}}?\b{_NUMBER}\s*(?:/\s*5|out of (?:5|five))"
+        rf"{_LABEL}(?:score|rating|grade|(?:total[ \t]+)?points){_EMPH}(?:[:=]|is|of){_LEAD}{_NUMBER}"
+        rf"|{_LABEL}(?:score|rating|grade|verdict){_EMPH}(?:[:=]|[-\u2013\u2014](?=[ \t])){_LEAD}"
+        rf"(?:{_NUMBER}|(?:zero|one|two|three|four|five)(?=[ \t]*(?:[/.!?,;*_\"')\n]|out of|$)))"
+        rf"|\b(?:score|rating|grade|verdict|rate[ds]?[ \t]+(?:this|it|me|my|our|the))\b"
+        rf"[^.!?\n]{{0,25}}?\b{_NUMBER}{_OUT_OF_5}"
+        rf"|\b{_NUMBER}{_OUT_OF_5}[ \t]+(?:[a-z]+[ \t]+)?(?:score|rating|grade|verdict|marks|stars)\b"
         r"|\[\[\s*[AB]\s*\]\]", re.IGNORECASE),
     "instruction": re.compile(
         r"\b(?:ignore|disregard|forget|override|skip)\b[^.!?\n]{0,60}?"
@@ -42,21 +57,24 @@ PATTERNS = {
         r"|\b(?:this|the|my)\s+(?:response|answer|reply)\s+(?:deserves|earns|merits|should (?:get|receive|be given))\b",
         re.IGNORECASE),
 }
-# A sentence ends at . ! ? or a line break; the span cut runs from the previous end to the next one.
-_END = re.compile(r"[.!?\n]")
+# A sentence ends at . ! ? (with any closing quotes, brackets or markdown emphasis right after it)
+# followed by whitespace or the end of the text, or at a line break; the `.` of 7.5 ends nothing.
+# The span cut runs from the previous end to the next one.
+_END = re.compile(r"[.!?][\"')\]*_]*(?=\s|$)|\n")
 
 
 def spans(text: str) -> list[tuple[int, int]]:
     """The sentences (start, end) of `text` that hold judge-directed text, merged and in order."""
     found = []
+    ends = list(_END.finditer(text))
     for pattern in PATTERNS.values():
         for match in pattern.finditer(text):
-            start = max((m.end() for m in _END.finditer(text, 0, match.start())), default=0)
+            start = max((m.end() for m in ends if m.end() <= match.start()), default=0)
             after = _END.search(text, match.end())
             found.append((start, after.end() if after else len(text)))
     merged: list[tuple[int, int]] = []
     for start, end in sorted(found):
-        if merged and start <= merged[-1][1]:
+        if merged and start < merged[-1][1]:   # overlapping: one sentence; touching: two
             merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
         else:
             merged.append((start, end))

@@ -8,13 +8,19 @@ r < 0.5, a bias to the second position, mirrors it). An evaluator past the thres
 the answers, so its games are reported as uninformative rather than as a result.
 
 The rate's 95% interval resamples games (a game's two verdicts share its answers, so games are
-the unit), and the gate fires only when the whole interval is past the threshold: a handful of
-verdicts cannot fail an unbiased evaluator by chance.
+the unit). The gate fires only when that interval and the exact (Clopper-Pearson) 95% interval
+over the verdicts are both wholly past the threshold. The bootstrap alone is too narrow for a
+handful of verdicts: eight identical ones give the single point [1, 1], so four calibration games
+failed an evaluator at the 0.75 threshold one time in ten, and an unbiased one one time in 128.
+The exact interval needs 14 identical verdicts (7 games) to pass 0.75, so an evaluator at the
+threshold fails by chance at most 2.5% of the time.
 """
 
 from __future__ import annotations
 
 from typing import Sequence
+
+from scipy.stats import binomtest
 
 from .rm_metrics import group_bootstrap
 
@@ -26,13 +32,15 @@ def check(verdict_pairs: Sequence[tuple[str | None, str | None]], *, max_rate: f
     read, first = sum(n for n, _ in per_game), sum(a for _, a in per_game)
     low, high = group_bootstrap(per_game, resamples=resamples, seed=seed)
     rate = first / read if read else None
+    exact = binomtest(first, read).proportion_ci(0.95) if read else None
+    past = lambda lo, hi: lo > max_rate or hi < 1 - max_rate  # noqa: E731
     if rate is None:
         reason = "no verdict could be read"
-    elif low > max_rate or high < 1 - max_rate:
+    elif past(low, high) and past(exact.low, exact.high):
         position, share = ("first", rate) if rate >= 0.5 else ("second", 1 - rate)
         reason = (f"evaluator picks the {position} position in {share:.0%} of verdicts (first-position rate "
-                  f"{rate:.3f}, 95% CI [{low:.3f}, {high:.3f}] over {read} verdicts; "
-                  f"evaluation.evaluator.max_first_position_rate {max_rate})")
+                  f"{rate:.3f}, 95% CI [{low:.3f}, {high:.3f}] over {read} verdicts, exact [{exact.low:.3f}, "
+                  f"{exact.high:.3f}]; evaluation.evaluator.max_first_position_rate {max_rate})")
     else:
         reason = None
     return {"first_position_rate": None if rate is None else round(rate, 6),

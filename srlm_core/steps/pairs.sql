@@ -8,6 +8,8 @@
 -- prompt and the two picked candidates' texts afterwards, one column at a time (TEXTS_SQL).
 -- A candidate's prompt_id is the one its judgements carry (pairs.select checks that each picked
 -- candidate is in candidates when it joins the texts).
+-- The gap is rounded to 9 decimals before the margin test: means of judge samples are not exact in
+-- doubles (13/3 - 10/3 is 0.9999999999999996), and a one-point gap must pass min_margin 1 at any level.
 with picked as (
     select prompt_id,
            count(*) as judged,
@@ -23,7 +25,7 @@ select p.prompt_id,
        k.bottom.id as rejected_id, k.bottom.score as rejected_score, k.bottom.spread as rejected_spread,
        case when coalesce(k.judged, 0) < 2 then 'too_few_judged'
             when k.top.score = k.bottom.score then 'tie'
-            when k.top.score - k.bottom.score < $min_margin then 'below_margin'
+            when round(k.top.score - k.bottom.score, 9) < $min_margin then 'below_margin'
        end as skip_reason
 from prompts p
 left join picked k on k.prompt_id = p.prompt_id

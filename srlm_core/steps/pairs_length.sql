@@ -13,7 +13,8 @@
 -- the rounding takes off float error only).
 -- Skip reasons, in this order: too_few_judged and tie (best = worst) as pairs.sql; bands_overlap when
 -- the two picks are the same candidate or the chosen one does not score above the rejected one (the
--- near-best and near-worst bands overlap); below_margin when the picks' gap is below $min_margin.
+-- near-best and near-worst bands overlap); below_margin when the picks' gap, rounded as above, is below
+-- $min_margin.
 with scored as (
     select s.prompt_id, s.candidate_id, s.score, s.spread, l.chars
     from candidate_scores s
@@ -42,7 +43,7 @@ select p.prompt_id,
        case when coalesce(k.judged, 0) < 2 then 'too_few_judged'
             when k.best = k.worst then 'tie'
             when k.top.id = k.bottom.id or k.top.score <= k.bottom.score then 'bands_overlap'
-            when k.top.score - k.bottom.score < $min_margin then 'below_margin'
+            when round(k.top.score - k.bottom.score, 9) < $min_margin then 'below_margin'
        end as skip_reason
 from prompts p
 left join picked k on k.prompt_id = p.prompt_id

@@ -1,9 +1,10 @@
 """Stage `scores@<model>`: the fixed judge (evaluation.evaluator.model, M0 by default, never
 trained, so the same judge for every model) scores each of the model's held-out answers with the
 loop's additive 5-point prompt (judge.*) and the probability method, evaluation.scores.samples
-samples at evaluation.scores.temperature (greedy by default) with one seed for every model; each sample goes to the event log (`answer_scores`, partition
-model=<name>) and the mean score with its 95% interval over prompts to metrics/<model>/scores.json.
-A position-free measure: the judge sees one answer at a time."""
+samples at evaluation.scores.temperature (3 at 0.7 by default, as the loop's judge) with one seed
+for every model; each sample goes to the event log (`answer_scores`, partition model=<name>) and
+the mean score with its 95% interval over prompts to metrics/<model>/scores.json. A position-free
+measure: the judge sees one answer at a time."""
 
 from __future__ import annotations
 

@@ -11,7 +11,8 @@ Writes under reports/:
   plots/iterations.csv  one row per iteration (the same numbers as stats.json)
   plots/scores.csv      judge score histogram: iteration, bin (lower edge, width 0.5), count
   plots/models.csv      one row per evaluated model, in evaluation.models order
-  plots/h2h.csv         one row per matchup: win rate, paired score difference, their intervals
+  plots/h2h.csv         one row per matchup: win rate (empty where the games are uninformative), paired
+                        score difference, their intervals
   plots/training.csv    loss by step of every trained model (SFT, M1: SFT; M2...: DPO)
 """
 
@@ -42,6 +43,7 @@ IMPLICIT_KEYS = ("reference", "implicit_accuracy_ref", "implicit_accuracy_ref_ci
 SCORE_KEYS = ("score_mean", "score_mean_ci95_low", "score_mean_ci95_high")
 IF_KEYS = ("prompt_accuracy", "prompt_accuracy_ci95_low", "prompt_accuracy_ci95_high", "instruction_accuracy",
            "instruction_accuracy_ci95_low", "instruction_accuracy_ci95_high")
+WIN_RATE_KEYS = ("win_rate", "win_rate_ci95_low", "win_rate_ci95_high")
 H2H_KEYS = ("a", "b", "games", "wins", "ties", "losses", "win_rate", "win_rate_ci95_low", "win_rate_ci95_high",
             "decisive_rate", "first_position_rate", "mean_preference", "mean_preference_ci95_low",
             "mean_preference_ci95_high", "first_position_rate_ci95_low", "first_position_rate_ci95_high",
@@ -145,7 +147,10 @@ def run(params: Params, *, events_root: Path, metrics_root: Path, out_dir: Path)
     write_csv(models, plots / "models.csv", ["model", "order", *RM_KEYS, *IMPLICIT_KEYS, "answers", "answer_chars",
                                              "answer_tokens", *(f"train_{k}" for k in TRAIN_KEYS), *CHANGE_KEYS,
                                              *SCORE_KEYS, *IF_KEYS])
-    write_csv(games, plots / "h2h.csv", ["matchup", *H2H_KEYS])
+    # The plot leaves an uninformative matchup's win rate empty, as win_rate_lc is: drawn, its 0.5 would read as
+    # "no difference" where the evaluator only named a position (stats.json keeps the figures and the gate).
+    write_csv([dict(r, **dict.fromkeys(WIN_RATE_KEYS)) if r["informative"] is False else r for r in games],
+              plots / "h2h.csv", ["matchup", *H2H_KEYS])
     write_csv(training, plots / "training.csv", ["model", "step", "loss"])
     stats = {"iterations": {f"iteration_{r['iteration']}": {k: v for k, v in r.items() if k != "iteration"}
                             for r in iterations},

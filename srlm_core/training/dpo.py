@@ -23,8 +23,10 @@ def dpo_args(cfg: DpoParams, output_dir: Path, seed: int, precision: torch.dtype
              checkpointing: bool = False) -> DPOConfig:
     # TRL's disable_dropout zeroes nn.Dropout modules only; Llama's attention dropout is not one, so
     # dpo.dropout alone decides it (runtime.load). Off here, so LoRA's dropout follows dpo.dropout too.
+    # One pair per eval batch: TRL logs each eval batch's mean reward accuracy and margin and evaluate()
+    # averages those means, so with larger batches a short last batch would weigh its pairs more.
     return DPOConfig(**trainer_args(cfg, output_dir, seed, precision, checkpointing), beta=cfg.beta,
-                     precompute_ref_log_probs=True, disable_dropout=False)
+                     precompute_ref_log_probs=True, disable_dropout=False, per_device_eval_batch_size=1)
 
 
 class Trainer(ScheduleFromParams, DPOTrainer):
@@ -40,11 +42,11 @@ def build_trainer(model, tokenizer, dataset: Dataset, args: DPOConfig, cfg: DpoP
     match: docs/dropout.md measures both.
 
     The training pairs are also the eval set, so that `pair_metrics` can score the trained policy on
-    all of them (the logged step figures cover one batch each); their reference log-probs are the
-    same precomputed ones."""
+    all of them (the logged step figures cover one batch each); their reference log-probs are
+    precomputed the same way, one pair at a time."""
     model.eval()
     trainer = Trainer(model=model, ref_model=None, args=args, train_dataset=dataset, eval_dataset=dataset,
-                         processing_class=tokenizer, peft_config=lora_config(cfg))
+                      processing_class=tokenizer, peft_config=lora_config(cfg))
     return quiet(trainer, "dpo", checkpoint_minutes)
 
 

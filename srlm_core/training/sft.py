@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 from datasets import Dataset
+from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 from trl import SFTConfig, SFTTrainer
 
 from ..engine import runtime
@@ -50,14 +51,46 @@ def sft_args(cfg: SftParams, output_dir: Path, seed: int, precision: torch.dtype
                      train_sampling_strategy="group_by_length")
 
 
+class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
+    """transformers' LengthGroupedSampler, whose order for epoch index >= 1 comes from a generator seeded with
+    `seed + epoch` instead of the global RNG. transformers builds it without a generator, so each epoch draws
+    its shuffle from the global RNG when iterated; a resume inside epoch 2 or later restores that RNG only after
+    skipping the trained batches, so the resumed epoch got another order (some examples trained twice, others
+    never). Epoch 0 still draws from the global RNG (or the sampler's generator), as before: runs of one epoch
+    are unchanged, and they resumed exactly. The Trainer calls set_epoch each epoch, on a resume too (through
+    accelerate's DataLoaderShard.set_epoch, past skip_first_batches' SkipBatchSampler)."""
+
+    def __init__(self, batch_size: int, lengths: list[int], seed: int, generator=None):
+        super().__init__(batch_size, lengths=lengths, generator=generator)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        if self.epoch == 0:
+            return super().__iter__()
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=generator))
+
+
 class Trainer(ScheduleFromParams, SFTTrainer):
-    """TRL's SFTTrainer with the schedule built from the arguments (trainer.ScheduleFromParams)."""
+    """TRL's SFTTrainer with the schedule built from the arguments (trainer.ScheduleFromParams) and a
+    group_by_length sampler whose later epochs resume in the same order (EpochSeededLengthGroupedSampler)."""
+
+    def _get_train_sampler(self, train_dataset=None):
+        sampler = super()._get_train_sampler(train_dataset)
+        if type(sampler) is not LengthGroupedSampler:
+            return sampler
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        return EpochSeededLengthGroupedSampler(sampler.batch_size, sampler.lengths, seed, sampler.generator)
 
 
 def build_trainer(model, tokenizer, examples: list[dict], cfg: SftParams, args: SFTConfig,
                   checkpoint_minutes: float | None = None) -> SFTTrainer:
     return quiet(Trainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
-                            processing_class=tokenizer, peft_config=lora_config(cfg)), "sft", checkpoint_minutes)
+                         processing_class=tokenizer, peft_config=lora_config(cfg)), "sft", checkpoint_minutes)
 
 
 def train(*, name: str, base_dir: Path, examples: list[dict], data_name: str, data_files: list[Path],
