@@ -266,8 +266,11 @@ def test_a_too_large_max_rows_is_a_usage_error(log, rows):
 def test_ctrl_c_interrupts_the_query(log):
     """The console command, a real SIGINT: it used to be ignored until the query ended (minutes)."""
     code = "import srlm_core.cli as cli; print('imported', flush=True); cli.main()"
+    # A terminal delivers Ctrl-C to a process whose SIGINT is at its default; a suite started as a background
+    # job (`make test &`) has it ignored, and its children would inherit that.
     proc = subprocess.Popen([sys.executable, "-c", code, "sql", ENDLESS, "--events", str(log / "events")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stdout.readline() == "imported\n"
     time.sleep(1.5)   # into the query (a signal before it also ends as below)
     proc.send_signal(signal.SIGINT)
