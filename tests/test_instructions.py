@@ -56,6 +56,28 @@ def test_json_output_takes_arrays_but_not_bare_values():
     assert not follows('"just a string"', "json_output", {}) and not follows("42", "json_output", {})
 
 
+# Answers a model is likely to give, each once miscounted (sentences, paragraphs, bullets, JSON)
+EDGE_CASES = [
+    # a numbered list: its numbers are not sentences (3, not 6 or 7)
+    ("sentence_count_max", {"max": 3}, "To make tea:\n1. Boil water.\n2. Add the tea.\n3. Wait three minutes.", True),
+    ("sentence_count_min", {"min": 5}, "1. Boil water.\n2) Add the tea.\n3. Wait.", False),
+    # a sentence may end inside quotes or brackets (5, not 3)
+    ("sentence_count_min", {"min": 5}, 'She said "Stop." He asked "Why?" They left. It rained (again.) All done.', True),
+    # a title on a block of its own heads the text: three paragraphs, as ifv-23 asks
+    ("paragraph_count", {"count": 3}, "<<The Lost Cat>>\n\nIt ran.\n\nWe looked.\n\nIt came home.", True),
+    ("paragraph_count", {"count": 3}, "<<Title>>\n\nOnly one paragraph.", False),
+    # a lone dash line, and markdown rules, are not bullets
+    ("bullet_count", {"count": 1}, "-\napples\n* * *\n- - -\n* pears", True),
+    # nested deeper than the JSON parser recurses: not followed, and no crash
+    ("json_output", {}, '{"a": ' * 3000 + "1" + "}" * 3000, False),
+]
+
+
+@pytest.mark.parametrize("kind, args, answer, followed", EDGE_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(EDGE_CASES)])
+def test_edge_cases_are_counted_as_a_reader_would(kind, args, answer, followed):
+    assert follows(answer, kind, args) is followed
+
+
 @pytest.mark.parametrize("kind, args, problem", [
     ("word_count", {"max": 3}, "unknown instruction kind"),
     ("word_count_max", {}, "takes args"),

@@ -16,9 +16,13 @@ from dataclasses import dataclass
 from typing import Callable
 
 WORD = re.compile(r"\w+(?:['’]\w+)*")
-# A sentence ends at . ! or ? (a run of them) followed by whitespace or the end of the text.
-SENTENCE_END = re.compile(r"[.!?]+(?=\s|$)")
-BULLET = re.compile(r"^\s*[*-]\s+\S", re.MULTILINE)   # markdown "* item" or "- item"; "**bold**" is not one
+# A sentence ends at . ! or ? (a run of them, closing quotes or brackets allowed after) followed by
+# whitespace or the end of the text.
+SENTENCE_END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s|$)")
+# "1. " or "2) " opening a line numbers a list item: not a sentence of its own.
+LIST_NUMBER = re.compile(r"^([ \t]*)\d+[.)](?=\s)", re.MULTILINE)
+# markdown "* item" or "- item" on one line; "**bold**" and a rule ("* * *", "- - -") are not one
+BULLET = re.compile(r"^[ \t]*[*-][ \t]+(?![*\- \t]*$)\S", re.MULTILINE)
 TITLE = re.compile(r"<<[^<>\n]*\w[^<>\n]*>>")
 JSON_FENCE = re.compile(r"^```(?:json|JSON)?\s*\n(.*)\n\s*```$", re.DOTALL)
 PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
@@ -29,7 +33,7 @@ def words(text: str) -> list[str]:
 
 
 def sentences(text: str) -> list[str]:
-    return [s for s in SENTENCE_END.split(text) if WORD.search(s)]
+    return [s for s in SENTENCE_END.split(LIST_NUMBER.sub(r"\1", text)) if WORD.search(s)]
 
 
 def _mentions(text: str, keyword: str) -> bool:
@@ -78,7 +82,9 @@ def bullet_count(text: str, count: int) -> bool:
 
 
 def paragraph_count(text: str, count: int) -> bool:
-    return len([p for p in PARAGRAPH_BREAK.split(text.strip()) if p.strip()]) == count
+    """Blank-line separated blocks; a block that is only a <<title>> heads the text, it is not a paragraph."""
+    blocks = [p.strip() for p in PARAGRAPH_BREAK.split(text.strip())]
+    return len([p for p in blocks if p and not TITLE.fullmatch(p)]) == count
 
 
 def json_output(text: str) -> bool:
@@ -87,7 +93,7 @@ def json_output(text: str) -> bool:
     fenced = JSON_FENCE.match(body)
     try:
         value = json.loads(fenced.group(1) if fenced else body)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):   # not JSON; or nested deeper than the parser recurses
         return False
     return isinstance(value, (dict, list))
 
@@ -118,7 +124,7 @@ KINDS: dict[str, Kind] = {
     "all_uppercase": Kind(all_uppercase, {}, "no small letter"),
     "no_commas": Kind(no_commas, {}, "no comma"),
     "bullet_count": Kind(bullet_count, {"count": int}, "exactly `count` markdown bullets (`* ` or `- ` lines)"),
-    "paragraph_count": Kind(paragraph_count, {"count": int}, "exactly `count` paragraphs (blank-line separated)"),
+    "paragraph_count": Kind(paragraph_count, {"count": int}, "exactly `count` paragraphs (blank-line separated; a <<title>> block is not one)"),
     "json_output": Kind(json_output, {}, "the whole answer is a JSON object or array (a ```json fence allowed)"),
     "title": Kind(title, {}, "a title in double angular brackets, <<like this>>"),
     "ending_phrase": Kind(ending_phrase, {"phrase": str}, "the answer ends with exactly `phrase`"),
