@@ -22,3 +22,14 @@ def test_rows_skip_models_without_an_interval():
     assert row["detectable_difference"] == pytest.approx(1.01 * 0.4, abs=2e-3)
     (empty,) = resolution.rows([("accuracy", "groups", [], "acc", "between models")])
     assert empty["detectable_difference"] is None
+
+
+def test_a_point_interval_claims_nothing():
+    """[0, 0] (every resample the same) has no width to read a standard error from: left out, not a 0 that would
+    say any difference is detectable."""
+    models = [{"rate": 0.0, "rate_ci95_low": 0.0, "rate_ci95_high": 0.0}, {"rate": 0.1, "rate_ci95_low": 0.0,
+                                                                           "rate_ci95_high": 0.3}]
+    (row,) = resolution.rows([("rate", "groups", models, "rate", "between models")])
+    assert row["median_ci95_width"] == pytest.approx(0.3)
+    (alone,) = resolution.rows([("rate", "groups", models[:1], "rate", "between models")])
+    assert alone["median_ci95_width"] is None and alone["detectable_difference"] is None

@@ -46,8 +46,9 @@ def test_pairwise_accuracy_interval_resamples_groups():
     assert m["pairwise_accuracy"] == 0.75
     assert m["pairwise_accuracy_ci95_low"] == 0.0 and m["pairwise_accuracy_ci95_high"] == 1.0
     assert m == compute(rows, resamples=500, seed=1)
+    # every pair agrees: each resample is the point 1, so the interval is the exact one over the 3 pairs
     one = compute(rows[:3], resamples=50, seed=0)
-    assert one["pairwise_accuracy_ci95_low"] == one["pairwise_accuracy_ci95_high"] == 1.0
+    assert (one["pairwise_accuracy_ci95_low"], one["pairwise_accuracy_ci95_high"]) == (0.292402, 1.0)
 
 
 def test_text_parse_rate_counts_samples_and_resamples_groups():
@@ -56,3 +57,11 @@ def test_text_parse_rate_counts_samples_and_resamples_groups():
     assert m["text_samples"] == 6 and m["text_parse_rate"] == pytest.approx(3 / 6)
     assert m["text_parse_rate_ci95_low"] == pytest.approx(1 / 4) and m["text_parse_rate_ci95_high"] == 1.0
     assert parse_rate([], resamples=10, seed=0)["text_parse_rate"] is None
+
+
+def test_a_parse_rate_of_zero_has_an_interval_that_is_not_a_point():
+    """0 of 33 parsed (SFT and M1 in the default run): every resample is 0, which would read [0, 0], a
+    difference of any size detectable. The exact interval over the samples says how large a rate 33 can miss."""
+    rows = [{"group_id": f"g{i % 10}", "samples": [None]} for i in range(33)]
+    m = parse_rate(rows, resamples=500, seed=0)
+    assert m["text_parse_rate"] == 0 and (m["text_parse_rate_ci95_low"], m["text_parse_rate_ci95_high"]) == (0, 0.105763)

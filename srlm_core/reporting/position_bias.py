@@ -10,10 +10,11 @@ the answers, so its games are reported as uninformative rather than as a result.
 The rate's 95% interval resamples games (a game's two verdicts share its answers, so games are
 the unit). The gate fires only when that interval and the exact (Clopper-Pearson) 95% interval
 over the verdicts are both wholly past the threshold. The bootstrap alone is too narrow for a
-handful of verdicts: eight identical ones give the single point [1, 1], so four calibration games
-failed an evaluator at the 0.75 threshold one time in ten, and an unbiased one one time in 128.
-The exact interval needs 14 identical verdicts (7 games) to pass 0.75, so an evaluator at the
-threshold fails by chance at most 2.5% of the time.
+handful of verdicts, a few games resampled taking only a few values: until 2026-12-03 eight
+identical verdicts gave the single point [1, 1] (the bootstrap now gives the exact interval when
+every verdict agrees), and four calibration games failed an evaluator at the 0.75 threshold one
+time in ten. The exact interval needs 13 identical verdicts to pass 0.75 (0.025 ** (1/13) =
+0.753), so 7 games, and an evaluator at the threshold fails by chance at most 2.5% of the time.
 """
 
 from __future__ import annotations

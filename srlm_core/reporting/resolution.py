@@ -10,7 +10,8 @@ From a measure's 95% bootstrap interval [low, high] its standard error is about
                          taken as independent: 2.80 x sqrt(2) x SE, about 1.01 x the width. The
                          models are measured on the same items, which usually correlates them, so
                          this errs large: the run may detect somewhat smaller differences.
-The width is the median over the models (or matchups) that have the measure.
+The width is the median over the models (or matchups) that have the measure. A zero-width interval
+(every resample the same) measures no spread and is left out: it would claim any difference detectable.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ def rows(measures: list[tuple[str, str, list[dict], str, str]]) -> list[dict]:
     measure: its label, what it resamples, the median interval width and the detectable difference."""
     out = []
     for label, unit, found, key, comparison in measures:
-        widths = [r[f"{key}_ci95_high"] - r[f"{key}_ci95_low"] for r in found
-                  if r and r.get(f"{key}_ci95_low") is not None and r.get(f"{key}_ci95_high") is not None]
+        widths = [width for r in found if r and r.get(f"{key}_ci95_low") is not None
+                  and r.get(f"{key}_ci95_high") is not None
+                  and (width := r[f"{key}_ci95_high"] - r[f"{key}_ci95_low"]) > 0]
         value = detectable(widths, comparison)
         out.append({"measure": label, "resampled": unit, "comparison": comparison,
                     "median_ci95_width": statistics.median(widths) if widths else None,

@@ -44,10 +44,17 @@ def _correlation(fn, xs: list[float], ys: list[float]) -> float:
 def group_bootstrap(per_group: list[tuple[int, int]], *, resamples: int, seed: int) -> tuple[float | None, float | None]:
     """95% percentile interval of pooled accuracy (sum agree / sum pairs) over groups resampled with
     replacement: pairs within a group share a judge's view of the group, so groups are the unit.
-    Instruction following uses it too, a prompt being the group and its instructions the pairs."""
+    Instruction following uses it too, a prompt being the group and its instructions the pairs.
+    When every pair agrees, or none does, every resample is that same point, which says nothing of
+    the spread (0 of 33 would read [0, 0]); the exact (Clopper-Pearson) interval over the pairs is
+    given instead, the narrowest honest statement such a run supports."""
     counts = np.array([(p, a) for p, a in per_group if p > 0], dtype=float).reshape(-1, 2)
     if not len(counts):
         return None, None
+    total, agreeing = int(counts[:, 0].sum()), int(counts[:, 1].sum())
+    if agreeing in (0, total):
+        exact = stats.binomtest(agreeing, total).proportion_ci(0.95)
+        return round(float(exact.low), 6), round(float(exact.high), 6)
     picks = np.random.default_rng(seed).integers(0, len(counts), size=(resamples, len(counts)))
     pooled = counts[picks].sum(axis=1)
     low, high = np.percentile(pooled[:, 1] / pooled[:, 0], [2.5, 97.5])
