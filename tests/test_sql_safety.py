@@ -203,6 +203,25 @@ def test_cli_max_rows_bounds_the_output(log):
 ENDLESS = "select count(*) from range(1e12::bigint)"   # minutes of work, in constant memory
 
 
+def test_the_table_prints_brackets_as_data(log):
+    """Cells are data, not rich markup: "[lowercase]" was dropped from the table and "[/]" crashed it."""
+    result = runner.invoke(app, ["sql", "select '[lowercase] x' as a, 'a [/] b' as b, '[red]r' as \"[c]\"",
+                                 "--events", str(log / "events")])
+    assert result.exit_code == 0, result.output
+    assert "[lowercase] x" in result.stdout and "a [/] b" in result.stdout and "[red]r" in result.stdout
+    assert "[c]" in result.stdout
+
+
+def test_json_refuses_two_columns_of_one_name(log):
+    """A JSON object keeps one value per name; the other column would vanish without a word."""
+    query = "select 1 as stage, 2 as stage"
+    result = runner.invoke(app, ["sql", query, "--format", "json", "--events", str(log / "events")])
+    assert isinstance(result.exception, SrlmError)   # the console command prints it and exits 1
+    assert "more than one column named 'stage'" in str(result.exception) and "alias" in str(result.exception)
+    csv = runner.invoke(app, ["sql", query, "--format", "csv", "--events", str(log / "events")])
+    assert csv.exit_code == 0 and csv.stdout.splitlines() == ["stage,stage", "1,2"]
+
+
 def test_a_query_past_the_time_limit_is_stopped(log):
     """It used to run for minutes; DuckDB has no time limit of its own."""
     start = time.monotonic()

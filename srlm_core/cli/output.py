@@ -5,9 +5,12 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from collections import Counter
 
 from rich.console import Console
 from rich.table import Table
+
+from ..errors import SrlmError
 
 
 def print_json(obj: object) -> None:
@@ -16,6 +19,10 @@ def print_json(obj: object) -> None:
 
 def print_rows(columns: list[str], rows: list[tuple], fmt: str) -> None:
     if fmt == "json":
+        repeated = sorted(name for name, n in Counter(columns).items() if n > 1)
+        if repeated:   # an object keeps one value per name: the others would vanish without a word
+            raise SrlmError(f"the result has more than one column named {', '.join(map(repr, repeated))}; JSON needs "
+                             "distinct names: alias them (select p.stage as pair_stage, c.stage as candidate_stage ...)")
         print_json([dict(zip(columns, row)) for row in rows])
     elif fmt == "csv":
         writer = csv.writer(sys.stdout)
@@ -25,4 +32,4 @@ def print_rows(columns: list[str], rows: list[tuple], fmt: str) -> None:
         table = Table(*columns)
         for row in rows:
             table.add_row(*("NULL" if v is None else str(v) for v in row))
-        Console().print(table)
+        Console(markup=False).print(table)   # data, not markup: "[/]" or "[red]" in a cell prints as written
