@@ -24,7 +24,8 @@ def test_a_model_that_moved_toward_the_preferred_reply():
             reply("t2", "g2", 0, -20, -22), reply("t2", "g2", 1, -5, -6)]
     m = compute(rows, with_sft=True, resamples=200)
     assert m["implicit_accuracy_ref"] == 1 and m["implicit_margin_ref"] == pytest.approx(1.5)
-    assert m["implicit_accuracy_ref_ci95_low"] == m["implicit_accuracy_ref_ci95_high"] == 1
+    # both pairs agree: every resample is 1, so the interval is the exact one over the 2 pairs
+    assert (m["implicit_accuracy_ref_ci95_low"], m["implicit_accuracy_ref_ci95_high"]) == (0.158114, 1)
     # log p alone prefers the worse (shorter) replies: the likelihood ranking disagrees with people
     assert m["likelihood_accuracy"] == 0
     assert (m["trees"], m["groups"], m["replies"], m["pairs"]) == (2, 2, 4, 2)
@@ -76,6 +77,9 @@ def test_ties_count_half_and_an_unmoved_model_scores_one_half():
     m = compute(rows, with_sft=True, resamples=100)
     assert m["pairs"] == 3 and m["implicit_accuracy_ref"] == 0.5 and m["implicit_tie_rate_ref"] == 1
     assert m["implicit_margin_ref"] == 0 and m["implicit_accuracy_ref_ci95_low"] == 0.5
+    # one tie alone: a half, not "none agree", so the bootstrap's point stands (no exact interval of 0 of 1)
+    one = compute(rows[:2], with_sft=True, resamples=100)
+    assert one["implicit_accuracy_ref_ci95_low"] == one["implicit_accuracy_ref_ci95_high"] == 0.5
     assert m["likelihood_accuracy"] == 1   # the better replies are likelier: that is not movement
 
 

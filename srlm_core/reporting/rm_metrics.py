@@ -51,9 +51,9 @@ def group_bootstrap(per_group: list[tuple[int, int]], *, resamples: int, seed: i
     counts = np.array([(p, a) for p, a in per_group if p > 0], dtype=float).reshape(-1, 2)
     if not len(counts):
         return None, None
-    total, agreeing = int(counts[:, 0].sum()), int(counts[:, 1].sum())
-    if agreeing in (0, total):
-        exact = stats.binomtest(agreeing, total).proportion_ci(0.95)
+    total, agreeing = counts.sum(axis=0)   # agreeing may hold halves (the implicit reward's ties)
+    if agreeing == 0 or agreeing == total:
+        exact = stats.binomtest(int(agreeing), int(total)).proportion_ci(0.95)
         return round(float(exact.low), 6), round(float(exact.high), 6)
     picks = np.random.default_rng(seed).integers(0, len(counts), size=(resamples, len(counts)))
     pooled = counts[picks].sum(axis=1)
