@@ -47,3 +47,13 @@ def test_metrics_shows_scores_differences_and_the_gate(tmp_path):
     assert matchup["informative"] is False and matchup["score_diff"] == 0.125
     text = CliRunner().invoke(app, ["metrics", "--root", str(root)]).stdout
     assert "uninformative" in text and "+0.125" in text and "2.400 [2.100, 2.700]" in text
+
+
+def test_metrics_prints_names_and_reasons_as_written(tmp_path):
+    """Cells are data, not rich markup: an evaluator named with brackets is shown, a "[/]" does not crash."""
+    root = _run(tmp_path)
+    odd = {**BIASED, "evaluator": "endpoint:[lab]", "uninformative_reason": "picks A [/] always"}
+    (root / "metrics" / "h2h" / "M1_vs_SFT.json").write_text(json.dumps(odd))
+    result = CliRunner().invoke(app, ["metrics", "--root", str(root)])
+    assert result.exit_code == 0, result.output
+    assert "endpoint:[lab]" in result.stdout and "[/]" in result.stdout

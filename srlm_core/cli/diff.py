@@ -11,6 +11,7 @@ from rich.table import Table
 
 from ..reporting.diff import STATS
 from ..reporting.diff import diff as compute
+from .output import console as output_console
 from .output import print_json
 
 
@@ -48,7 +49,7 @@ def diff(
         print_json(result)
         return
     # No markup: prompts and paths may contain [brackets].
-    console = Console(highlight=False, markup=False)
+    console = output_console(highlight=False)
     console.print(f"table {result['table']}")
     for name, change in (("a", ""), ("b", f" ({result['b']['rows'] - result['a']['rows']:+d})")):
         side = result[name]

@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ..reporting.summary import collect, interval_text, preference_text, score_diff_text, win_rate_text
+from .output import console as output_console
 from .output import print_json
 
 MODEL_COLUMNS = [("model", "model"), ("kind", "kind"), ("steps", "steps"), ("final_loss", "loss"),
@@ -41,7 +41,7 @@ def metrics(
     if as_json:
         print_json({k: summary[k] for k in ("models", "matchups", "guards")})
         return
-    console = Console()
+    console = output_console()
     console.width = max(console.width, 190)   # a pipe reports 80 columns, too narrow for the table
     table = Table(*(title for _, title in MODEL_COLUMNS), title="models")
     for row in summary["models"]:

@@ -13,6 +13,11 @@ from rich.table import Table
 from ..errors import SrlmError
 
 
+def console(**options) -> Console:
+    """A console for data: cells and labels print as written, never read as rich markup ("[/]", "[red]")."""
+    return Console(markup=False, **options)
+
+
 def print_json(obj: object) -> None:
     print(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
 
@@ -32,4 +37,4 @@ def print_rows(columns: list[str], rows: list[tuple], fmt: str) -> None:
         table = Table(*columns)
         for row in rows:
             table.add_row(*("NULL" if v is None else str(v) for v in row))
-        Console(markup=False).print(table)   # data, not markup: "[/]" or "[red]" in a cell prints as written
+        console().print(table)
