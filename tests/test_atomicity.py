@@ -72,10 +72,11 @@ def test_killed_event_appends_leave_only_whole_files(tmp_path):
     events = tmp_path / "events"
     batches = kill_at_random(APPEND, events, kills=4, seed=1)
     files = EventLog(events).files()
-    assert len(files) == batches > 0                          # every file is a finished batch ...
+    # every reported batch is a file; a kill between a file's rename and the child's print loses the print
+    assert 0 < batches <= len(files) <= batches + 4
     assert tampered_files(events) == [] and stray_files(events) == []
     rows = sum(pq.read_metadata(p).num_rows for p in files)
-    assert rows == 5000 * batches                            # ... complete, and readable
+    assert rows == 5000 * len(files)                         # every file complete, and readable
     con = query.connect(events)
     assert con.execute("select count(*) from prompts").fetchone()[0] == rows
     leftovers = [p.name for p in (events / "prompts" / "iteration=1").iterdir() if p not in files]

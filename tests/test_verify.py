@@ -100,7 +100,7 @@ def test_an_added_model_file_is_named(run_dir):
     assert result.exit_code == 1 and mismatches == [f"{path}: not in manifest"]
 
 
-@pytest.mark.parametrize("name", ["extra.parquet", "part-0000.parquet", "notes.txt"])
+@pytest.mark.parametrize("name", ["extra.parquet", "part-0000.parquet", "notes.txt", ".hidden.parquet"])
 def test_an_added_event_file_is_named(run_dir, name):
     """A file the log did not write: named wrongly (stray) or under a part- name its bytes do
     not hash to. (A file added under the sha256 of its own bytes cannot be told apart from one
@@ -109,6 +109,13 @@ def test_an_added_event_file_is_named(run_dir, name):
     path.write_bytes(event_file(run_dir).read_bytes())
     result, mismatches = verify(run_dir)
     assert result.exit_code == 1 and len(mismatches) == 1 and mismatches[0].startswith(f"{path}: "), mismatches
+
+
+def test_a_killed_write_s_temporary_file_is_not_named(run_dir):
+    """storage.py's temporary file while it writes: the views' `*.parquet` glob does not read it."""
+    (event_file(run_dir).parent / f".{event_file(run_dir).name}.x1y2.partial").write_bytes(b"\0")
+    result, mismatches = verify(run_dir)
+    assert result.exit_code == 0 and mismatches == []
 
 
 # --- when verify cannot vouch: folders missing or empty, lineage that points at nothing ----------

@@ -169,8 +169,8 @@ def tampered_files(root: Path | str = DEFAULT_ROOT) -> list[Path]:
 
 
 def stray_files(root: Path | str = DEFAULT_ROOT) -> list[Path]:
-    """Files in partition folders that are not event files (hidden temporary files aside):
-    the views of the duckdb shell (`*/*.parquet`) would read such a file, unverified."""
+    """Files in partition folders that are not event files (a killed write's `*.partial` aside): the views
+    of the duckdb shell (`*/*.parquet`) would read such a file unverified, a hidden `.x.parquet` too."""
     log = EventLog(root)
     return [p for t in sorted(BY_TABLE) for p in sorted((log.root / t).glob(f"{BY_TABLE[t].PARTITION}=*/*"))
-            if p.is_file() and not p.name.startswith(".") and not p.name.startswith("part-")]
+            if p.is_file() and not p.name.endswith(".partial") and not p.name.startswith("part-")]
