@@ -49,7 +49,8 @@ class Journal:
             value = json.loads(self._path(index).read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
-        self.reused += 1
+        if value is not None:   # a stored null is recomputed by chunk(), so it is not reuse
+            self.reused += 1
         return value
 
     def put(self, index: int, value) -> None:

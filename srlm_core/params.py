@@ -512,7 +512,7 @@ class ImplicitParams(Section):
 class EvaluationParams(Section):
     models: list[str] = Field(default_factory=lambda: ["SFT", "M1", "M2", "M3"],
                               description="Models evaluated (SFT, M1 or keys of `iterations`); add new iterations here too.")
-    rm_max_groups: int | None = Field(None, gt=0, description="Held-out ranked groups judged per model, in id order; null: all of them (~3 replies, ~12 s each at 3 samples).")
+    rm_max_groups: int | None = Field(None, gt=0, description="Held-out ranked groups judged per model, the first in the seed data's order; null: all of them (~3 replies, ~12 s each at 3 samples).")
     text_parse_samples: int = Field(1, ge=0, description="With judge.method probability: samples per reply that the "
                                     "model also judges with the text method, for the text parse rate (EFT should "
                                     "raise it); 0: skip.")

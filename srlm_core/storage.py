@@ -37,7 +37,17 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_folder(path.parent)
     return path
+
+
+def _fsync_folder(folder: Path) -> None:
+    """The rename is in the folder's entries: without this a power cut can leave the old file, or none."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def parquet_bytes(table: pa.Table) -> bytes:

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from srlm_core.log import query
 from srlm_core.log.eventlog import EventLog, stray_files, tampered_files
 from srlm_core.log.lineage import read_manifest, verify
+from srlm_core.storage import atomic_write_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -91,3 +92,15 @@ def test_a_killed_model_publish_leaves_the_old_folder_or_the_new_one(tmp_path):
     if (models / "M1").exists():
         assert read_manifest(models / "M1")["kind"] == "test" and checked == 2
     assert {p.name for p in models.iterdir()} <= {"M1", ".M1.partial"}
+
+
+def test_a_write_syncs_the_file_and_then_its_folder(tmp_path, monkeypatch):
+    """The rename is durable only once the folder's entries are on disk too."""
+    synced, real = [], os.fsync
+
+    def record(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+    monkeypatch.setattr(os, "fsync", record)
+    atomic_write_bytes(tmp_path / "sub" / "a.json", b"{}")
+    assert len(synced) == 2 and Path(synced[0]).name.startswith(".a.json.") and synced[1] == str(tmp_path / "sub")

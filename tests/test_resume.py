@@ -41,6 +41,12 @@ def test_journal_keys_chunks_by_input(tmp_path):
     assert not (tmp_path / "journal" / "candidates@1").exists()
 
 
+def test_a_stored_null_is_not_counted_as_reused(tmp_path):
+    Journal("s", {"k": 1}, root=tmp_path).put(0, None)
+    again = Journal("s", {"k": 1}, root=tmp_path)
+    assert again.get(0) is None and again.reused == 0   # chunk() computes it again
+
+
 def test_sampling_replays_journaled_chunks_without_generating_them(tiny_srlm_model, tmp_path):
     model, tokenizer, _ = runtime.load(tiny_srlm_model)
     prompts = [tokenizer(f"prompt number {i}").input_ids for i in range(5)]
