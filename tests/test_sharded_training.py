@@ -63,6 +63,8 @@ def run(workdir: Path, script: str, params: dict, config: str, *args: str) -> st
     assert result.returncode == 0, result.stderr[-4000:]
     for rank in (0, 1):   # left to the exit, gloo's threads can abort a rank after its work is done
         assert f"rank {rank}/2] left the process group" in result.stderr
+    # every rank together after the last collective (NCCL's teardown waits for all), before the main one writes
+    assert result.stderr.index("rank 0/2] left the process group") < result.stderr.index("wrote models/M2")
     return result.stderr
 
 

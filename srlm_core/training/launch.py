@@ -166,11 +166,12 @@ def _as_rank(name: str) -> None:
         os.environ[RAM_EFFICIENT] = "false"
 
 
-def _leave_process_group() -> None:
-    """Destroy this rank's process group once its work is done. Left to the interpreter's exit, gloo's worker
+def leave_process_group() -> None:
+    """Destroy this rank's process group: every rank together after the last collective (training.finished_model),
+    and once more, a no-op then, when the stage's work is done. Left to the interpreter's exit, gloo's worker
     threads can abort the process (SIGABRT, "terminate called without an active exception") after the model is
     written, and the launcher then fails the stage (pytorch/pytorch#190489; a bare 2-rank gloo script here: 3 of
-    14 exits aborted without this, 0 of 12 with it)."""
+    14 exits aborted without this, 0 of 12 with it). Together, because NCCL's teardown waits for every rank."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
@@ -205,7 +206,7 @@ def run_training_stage(name: str, body: Callable[[Params], object], params_path:
             return body(params)
         _as_rank(name)
         result = body(params)
-        _leave_process_group()
+        leave_process_group()
         return result
 
     run_stage(name, start, params_path)

@@ -27,6 +27,7 @@ from ..errors import SrlmError
 from ..journal import Journal
 from ..params import DpoParams, SftParams, TrainParams
 from ..storage import atomic_write_bytes, write_json
+from . import launch
 
 log = logging.getLogger(__name__)
 # Wall-clock fields vary run to run; they go to the log, not to the (byte-reproducible) metrics.
@@ -184,10 +185,12 @@ def finished_model(trainer, folder: Path, dtype: torch.dtype = torch.float32):
         return trainer.model
     trainer.accelerator.wait_for_everyone()   # every rank is done with the checkpoints in `folder`
     if not sharded:
+        launch.leave_process_group()
         return trainer.model if trainer.is_world_process_zero() else None
     gathered = folder / "gathered"
     trainer.save_model(str(gathered))
     trainer.accelerator.wait_for_everyone()
+    launch.leave_process_group()   # the last collective: the main process reads and writes the model alone
     if not trainer.is_world_process_zero():
         return None
     if trainer.is_deepspeed_enabled:
